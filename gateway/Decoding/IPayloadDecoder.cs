@@ -1,0 +1,60 @@
+using CityGateway.Routing;
+
+namespace CityGateway.Decoding;
+
+/// <summary>
+/// Turns one payload into readings. Implementations are pure and thread-safe: the same bytes and
+/// context always give the same readings or the same error.
+/// </summary>
+public interface IPayloadDecoder
+{
+    /// <summary>The format name used in route configuration.</summary>
+    string Format { get; }
+
+    /// <summary>Appends the payload's readings to <paramref name="readings"/>; returns an error when the
+    /// payload as a whole cannot be decoded (then nothing must be kept from it).</summary>
+    DecodeError? Decode(ReadOnlySpan<byte> payload, in DecodeContext context, List<Reading> readings);
+}
+
+/// <summary>Why a payload could not be decoded. <see cref="Reason"/> is a stable quarantine reason.</summary>
+public sealed record DecodeError(string Reason, string Detail);
+
+public readonly struct DecodeContext
+{
+    public DecodeContext(TopicRoute route, string topic, TopicMatch topicTags, long receivedAtNs)
+    {
+        Route = route;
+        Topic = topic;
+        TopicTags = topicTags;
+        ReceivedAtNs = receivedAtNs;
+    }
+
+    public TopicRoute Route { get; }
+    public string Topic { get; }
+    public TopicMatch TopicTags { get; }
+    public long ReceivedAtNs { get; }
+
+    /// <summary>Device id from the topic template ({device}), if the route has one.</summary>
+    public string? TopicDevice => TopicTags.Get("device");
+}
+
+public static class QuarantineReasons
+{
+    public const string MalformedPayload = "malformed_payload";
+    public const string InvalidUtf8 = "invalid_utf8";
+    public const string PayloadTooLarge = "payload_too_large";
+    public const string NoRoute = "no_route";
+    public const string MissingDeviceId = "missing_device_id";
+    public const string MissingDecodedPayload = "missing_decoded_payload";
+    public const string UnknownDevice = "unknown_device";
+    public const string UnknownField = "unknown_field";
+    public const string UnknownUnit = "unknown_unit";
+    public const string WrongType = "wrong_type";
+    public const string NonFinite = "non_finite";
+    public const string OutOfBounds = "out_of_bounds";
+    public const string ClockSkew = "clock_skew";
+    public const string BadTimestamp = "bad_timestamp";
+    public const string Unsupported = "unsupported_value";
+    public const string RejectedByInflux = "rejected_by_influx";
+    public const string ProcessingError = "processing_error";
+}

@@ -1,0 +1,189 @@
+using System.Text.Json;
+
+namespace CityGateway.Decoding.SenML;
+
+/// <summary>
+/// SenML JSON (RFC 8428): an array of records. Base fields (bn, bt, bu, bv, bs) apply to the record
+/// that carries them and every later one until redefined; name = bn + n, time = bt + t, value = bv + v.
+/// A resolved time below 2^28 is relative to now (the receive time). The device is the base name
+/// without its trailing separator; for urn:dev: names, the last segment (urn:dev:ow:10e2073a01080063
+/// gives 10e2073a01080063). Without a base name, the route's {device} topic level names the device.
+/// </summary>
+public sealed class SenmlDecoder : IPayloadDecoder
+{
+    private const double RelativeTimeLimit = 268_435_456; // 2^28 seconds
+
+    public string Format => "senml";
+
+    public DecodeError? Decode(ReadOnlySpan<byte> payload, in DecodeContext context, List<Reading> readings)
+    {
+        int start = readings.Count;
+        try
+        {
+            var reader = new Utf8JsonReader(payload, JsonValues.ReaderOptions);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
+                return new DecodeError(QuarantineReasons.MalformedPayload, "a SenML pack must be a JSON array of records");
+            string bn = "";
+            double bt = 0, bv = 0, bs = 0;
+            string? bu = null;
+            int index = 0;
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                if (reader.TokenType != JsonTokenType.StartObject)
+                    return Fail(readings, start, $"record {index} is not a JSON object");
+                var rec = new Record();
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var key = reader.GetString()!;
+                    reader.Read();
+                    if (!seen.Add(key)) return Fail(readings, start, $"record {index} has key '{key}' twice");
+                    switch (key)
+                    {
+                        case "bn": rec.Bn = ExpectString(ref reader, key); break;
+                        case "bt": rec.Bt = ExpectNumber(ref reader, key); break;
+                        case "bu": rec.Bu = ExpectString(ref reader, key); break;
+                        case "bv": rec.Bv = ExpectNumber(ref reader, key); break;
+                        case "bs": rec.Bs = ExpectNumber(ref reader, key); break;
+                        case "bver": ExpectNumber(ref reader, key); break;
+                        case "n": rec.N = ExpectString(ref reader, key); break;
+                        case "u": rec.U = ExpectString(ref reader, key); break;
+                        case "t": rec.T = ExpectNumber(ref reader, key); break;
+                        case "ut": ExpectNumber(ref reader, key); break;
+                        case "s": rec.S = ExpectNumber(ref reader, key); break;
+                        case "v":
+                            rec.ValueKeys++;
+                            if (reader.TokenType != JsonTokenType.Number) throw new JsonException($"'v' must be a number in record {index}");
+                            if (reader.TryGetDouble(out var v) && double.IsFinite(v)) rec.V = v; else rec.VNonFinite = true;
+                            break;
+                        case "vs": rec.ValueKeys++; rec.Vs = ExpectString(ref reader, key); break;
+                        case "vb":
+                            rec.ValueKeys++;
+                            if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
+                                throw new JsonException($"'vb' must be true or false in record {index}");
+                            rec.Vb = reader.TokenType == JsonTokenType.True;
+                            break;
+                        case "vd": rec.ValueKeys++; ExpectString(ref reader, key); rec.Vd = true; break;
+                        default:
+                            // RFC 8428 §4.4: a key ending in '_' must be understood; others may be ignored.
+                            if (key.EndsWith('_')) return Fail(readings, start, $"record {index} has must-understand key '{key}'");
+                            reader.Skip();
+                            break;
+                    }
+                }
+                if (rec.ValueKeys > 1) return Fail(readings, start, $"record {index} has more than one value field");
+
+                if (rec.Bn is not null) bn = rec.Bn;
+                if (rec.Bt is { } nbt) bt = nbt;
+                if (rec.Bu is not null) bu = rec.Bu;
+                if (rec.Bv is { } nbv) bv = nbv;
+                if (rec.Bs is { } nbs) bs = nbs;
+
+                bool hasValue = rec.ValueKeys > 0 || rec.S is not null;
+                if (!hasValue) { index++; continue; } // a record that only sets base fields
+
+                var name = bn + (rec.N ?? "");
+                if (name.Length == 0) return Fail(readings, start, $"record {index} has no name (neither bn nor n)");
+                var (device, field) = SplitName(bn, rec.N, context.TopicDevice);
+                if (device is null)
+                    return new DecodeError(QuarantineReasons.MissingDeviceId,
+                        $"record {index}: no device id (no base name and no {{device}} in the route's topic template)");
+
+                double t = bt + (rec.T ?? 0);
+                if (!double.IsFinite(t)) return Fail(readings, start, $"record {index} time is not finite");
+                long tsNs;
+                if (t < RelativeTimeLimit)
+                    tsNs = context.ReceivedAtNs + (long)Math.Round(t * 1e9); // relative to now, usually <= 0
+                else if (t * 1e9 < 9.2e18)
+                    tsNs = (long)Math.Round(t * 1e9);
+                else
+                    return new DecodeError(QuarantineReasons.BadTimestamp, $"record {index} time {t} is out of range");
+
+                var unit = rec.U ?? bu;
+                Reading reading;
+                if (rec.VNonFinite)
+                    reading = Reading.Invalid(device, field, QuarantineReasons.NonFinite, $"'{field}' is not a finite number", tsNs);
+                else if (rec.V is { } value)
+                {
+                    double resolved = bv + value;
+                    reading = double.IsFinite(resolved)
+                        ? new Reading { DeviceId = device, Field = field, Kind = ReadingKind.Number, Number = resolved, Unit = unit, TimestampNs = tsNs }
+                        : Reading.Invalid(device, field, QuarantineReasons.NonFinite, $"'{field}' base value plus value is not finite", tsNs);
+                }
+                else if (rec.Vs is not null)
+                    reading = new Reading { DeviceId = device, Field = field, Kind = ReadingKind.Text, Text = rec.Vs, Unit = unit, TimestampNs = tsNs };
+                else if (rec.Vb is { } b)
+                    reading = new Reading { DeviceId = device, Field = field, Kind = ReadingKind.Boolean, Boolean = b, Unit = unit, TimestampNs = tsNs };
+                else if (rec.Vd)
+                    reading = Reading.Invalid(device, field, QuarantineReasons.Unsupported, $"'{field}' is a data value (vd); not supported", tsNs);
+                else
+                {
+                    double sum = bs + rec.S!.Value;
+                    reading = new Reading { DeviceId = device, Field = field, Kind = ReadingKind.Number, Number = sum, Unit = unit, TimestampNs = tsNs };
+                }
+                readings.Add(reading);
+                index++;
+            }
+            JsonValues.ExpectEnd(ref reader);
+            return null;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            return Fail(readings, start, e.Message);
+        }
+    }
+
+    /// <summary>Splits a SenML name into device and field (see the type's summary).</summary>
+    public static (string? Device, string Field) SplitName(string bn, string? n, string? topicDevice)
+    {
+        string? device;
+        string field;
+        if (bn.Length > 0)
+        {
+            device = bn.TrimEnd(':', '/', '.', '-', '_');
+            field = n ?? "";
+            if (field.Length == 0)
+            {
+                // The whole name is in bn: take its last segment as the field.
+                int cut = device.LastIndexOfAny([':', '/']);
+                if (cut > 0) { field = device[(cut + 1)..]; device = device[..cut]; }
+                else { field = device; device = topicDevice; }
+            }
+        }
+        else
+        {
+            field = n ?? "";
+            device = topicDevice;
+            int cut = field.LastIndexOfAny([':', '/']);
+            if (device is null && cut > 0) { device = field[..cut]; field = field[(cut + 1)..]; }
+        }
+        if (device is not null && device.StartsWith("urn:dev:", StringComparison.OrdinalIgnoreCase))
+            device = device[(device.LastIndexOf(':') + 1)..];
+        return (string.IsNullOrEmpty(device) ? null : device, field);
+    }
+
+    private static DecodeError Fail(List<Reading> readings, int start, string detail)
+    {
+        readings.RemoveRange(start, readings.Count - start);
+        return new DecodeError(QuarantineReasons.MalformedPayload, detail);
+    }
+
+    private static string ExpectString(ref Utf8JsonReader reader, string key) =>
+        reader.TokenType == JsonTokenType.String ? reader.GetString()! : throw new JsonException($"'{key}' must be a string");
+
+    private static double ExpectNumber(ref Utf8JsonReader reader, string key)
+    {
+        if (reader.TokenType != JsonTokenType.Number) throw new JsonException($"'{key}' must be a number");
+        if (!reader.TryGetDouble(out var d) || !double.IsFinite(d)) throw new JsonException($"'{key}' is not a finite number");
+        return d;
+    }
+
+    private struct Record
+    {
+        public string? Bn, Bu, N, U, Vs;
+        public double? Bt, Bv, Bs, T, V, S;
+        public bool? Vb;
+        public bool Vd, VNonFinite;
+        public int ValueKeys;
+    }
+}

@@ -1,0 +1,130 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Globalization;
+using System.Text.Json;
+
+namespace CityGateway.Decoding;
+
+/// <summary>Timestamp parsing shared by the decoders. All results are Unix epoch nanoseconds.</summary>
+public static class Timestamps
+{
+    /// <summary>Reads a JSON number or string at the reader's position as a timestamp.</summary>
+    public static bool TryRead(ref Utf8JsonReader reader, string format, out long ns, out string? error)
+    {
+        ns = 0;
+        error = null;
+        if (reader.TokenType == JsonTokenType.Number)
+        {
+            if (format == "iso8601") { error = "expected an ISO 8601 string timestamp"; return false; }
+            if (reader.TryGetInt64(out var l)) return FromInteger(l, format, out ns, out error);
+            if (!reader.TryGetDouble(out var d) || !double.IsFinite(d)) { error = "timestamp is not a finite number"; return false; }
+            return FromDouble(d, format, out ns, out error);
+        }
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            var span = reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan;
+            if (reader.ValueIsEscaped)
+            {
+                var s = reader.GetString()!;
+                return TryParseText(s, format, out ns, out error);
+            }
+            if (format is "auto" or "iso8601" && Utf8Parser.TryParse(span, out DateTimeOffset dto, out int used, 'O') && used == span.Length)
+            {
+                ns = Pipeline.UnixTime.ToNs(dto);
+                return true;
+            }
+            return TryParseText(System.Text.Encoding.UTF8.GetString(span), format, out ns, out error);
+        }
+        error = $"timestamp must be a number or a string, not {reader.TokenType}";
+        return false;
+    }
+
+    public static bool TryParseText(string s, string format, out long ns, out string? error)
+    {
+        ns = 0;
+        error = null;
+        if (format != "iso8601" && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l))
+            return FromInteger(l, format, out ns, out error);
+        if (format is "auto" or "iso8601")
+        {
+            if (DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture,
+                    DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto))
+            {
+                ns = Pipeline.UnixTime.ToNs(dto);
+                return true;
+            }
+            // RFC 3339 with nanosecond fractions (ChirpStack) has more digits than DateTimeOffset takes.
+            if (TryParseRfc3339Nanos(s, out ns)) return true;
+        }
+        error = $"'{Truncate(s)}' is not a {(format == "auto" ? "recognised" : format)} timestamp";
+        return false;
+    }
+
+    /// <summary>Parses RFC 3339 timestamps with up to 9 fractional digits, e.g. 2022-07-18T09:34:15.775023242+00:00.</summary>
+    public static bool TryParseRfc3339Nanos(string s, out long ns)
+    {
+        ns = 0;
+        int dot = s.IndexOf('.');
+        if (dot < 0) return false;
+        int end = dot + 1;
+        while (end < s.Length && char.IsAsciiDigit(s[end])) end++;
+        var frac = s.AsSpan(dot + 1, end - dot - 1);
+        if (frac.Length == 0 || frac.Length > 9) return false;
+        var head = s[..dot] + s[end..];
+        if (!DateTimeOffset.TryParse(head, CultureInfo.InvariantCulture,
+                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto)) return false;
+        long fracNs = long.Parse(frac, CultureInfo.InvariantCulture);
+        for (int i = frac.Length; i < 9; i++) fracNs *= 10;
+        ns = Pipeline.UnixTime.ToNs(dto) + fracNs;
+        return true;
+    }
+
+    public static bool FromInteger(long v, string format, out long ns, out string? error)
+    {
+        error = null;
+        ns = 0;
+        try
+        {
+            switch (Resolve(format, Math.Abs((double)v)))
+            {
+                case "unix_s": ns = checked(v * 1_000_000_000L); return true;
+                case "unix_ms": ns = checked(v * 1_000_000L); return true;
+                case "unix_us": ns = checked(v * 1_000L); return true;
+                case "unix_ns": ns = v; return true;
+                default: error = $"timestamp format '{format}' cannot read a number"; return false;
+            }
+        }
+        catch (OverflowException)
+        {
+            error = $"timestamp {v} is out of range for {format}";
+            return false;
+        }
+    }
+
+    public static bool FromDouble(double d, string format, out long ns, out string? error)
+    {
+        error = null;
+        ns = 0;
+        double scale = Resolve(format, Math.Abs(d)) switch
+        {
+            "unix_s" => 1e9, "unix_ms" => 1e6, "unix_us" => 1e3, "unix_ns" => 1, _ => double.NaN,
+        };
+        if (double.IsNaN(scale)) { error = $"timestamp format '{format}' cannot read a number"; return false; }
+        double v = Math.Round(d * scale);
+        if (!(Math.Abs(v) < 9.2e18)) { error = $"timestamp {d} is out of range"; return false; }
+        ns = (long)v;
+        return true;
+    }
+
+    /// <summary>For "auto", chooses the unit by magnitude: seconds up to year 2262, then ms, us, ns.</summary>
+    private static string Resolve(string format, double magnitude)
+    {
+        if (format != "auto") return format;
+        if (magnitude < 1e11) return "unix_s";      // seconds until the year 5138
+        if (magnitude < 1e14) return "unix_ms";
+        if (magnitude < 1e17) return "unix_us";
+        return "unix_ns";
+    }
+
+    internal static string Truncate(string s, int max = 64) => s.Length <= max ? s : s[..max] + "…";
+}

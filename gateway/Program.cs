@@ -1,0 +1,1 @@
+return await CityGateway.GatewayApp.RunAsync(args);

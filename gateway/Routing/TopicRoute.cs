@@ -1,0 +1,39 @@
+namespace CityGateway.Routing;
+
+/// <summary>
+/// One configured route: which MQTT topic filter, which payload format, and how the topic's
+/// levels and the payload's keys map to a device, a timestamp and tags.
+/// </summary>
+public sealed class TopicRoute
+{
+    /// <summary>MQTT topic filter, with + and # wildcards. Serial routes use the port path.</summary>
+    public string Filter { get; set; } = "";
+
+    /// <summary>Payload format: json, senml, chirpstack, tts.</summary>
+    public string Format { get; set; } = "";
+
+    /// <summary>QoS used for the subscription (0, 1 or 2).</summary>
+    public int Qos { get; set; } = 1;
+
+    /// <summary>Optional topic template naming levels, e.g. city/{domain}/{district}/{device}.
+    /// A level {device} supplies the device id when the payload has none.</summary>
+    public string? Topic { get; set; }
+
+    /// <summary>Flat JSON: key holding the device id.</summary>
+    public string DeviceField { get; set; } = "device";
+
+    /// <summary>Flat JSON: key holding the timestamp.</summary>
+    public string TimestampField { get; set; } = "ts";
+
+    /// <summary>auto, unix_s, unix_ms, unix_us, unix_ns or iso8601.</summary>
+    public string TimestampFormat { get; set; } = "auto";
+
+    /// <summary>Flat JSON: keys whose values become tags rather than fields.</summary>
+    public List<string> TagFields { get; set; } = ["lane", "vehicleType"];
+
+    /// <summary>LoRaWAN: which identifier names the device: devEui or name (ChirpStack deviceName,
+    /// TTS device_id).</summary>
+    public string DeviceIdFrom { get; set; } = "auto";
+
+    public override string ToString() => $"{Format}:{Filter}";
+}

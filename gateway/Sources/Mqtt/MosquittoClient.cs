@@ -1,0 +1,271 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using CityGateway.Sources.Mqtt.Native;
+
+namespace CityGateway.Sources.Mqtt;
+
+/// <summary>A message as libmosquitto hands it over; the spans are valid only during the callback.</summary>
+public readonly ref struct MqttIncoming
+{
+    public MqttIncoming(string topic, ReadOnlySpan<byte> payload, int qos, bool retain)
+    {
+        Topic = topic;
+        Payload = payload;
+        Qos = qos;
+        Retain = retain;
+    }
+
+    public string Topic { get; }
+    public ReadOnlySpan<byte> Payload { get; }
+    public int Qos { get; }
+    public bool Retain { get; }
+}
+
+public delegate void MqttMessageHandler(in MqttIncoming message);
+
+/// <summary>
+/// One MQTT connection through libmosquitto. The library's own network thread (loop_start) reads,
+/// writes, keeps alive and reconnects with capped exponential backoff; the callbacks below run on
+/// that thread.
+/// </summary>
+public sealed unsafe class MosquittoClient : IDisposable
+{
+    private static readonly object InitLock = new();
+    private static bool _initialised;
+
+    private readonly MqttConnectionOptions _options;
+    private readonly string _host;
+    private readonly int _port;
+    private IntPtr _mosq;
+    private GCHandle _self;
+    private bool _loopRunning;
+    private int _protocol;
+    private volatile bool _connected;
+    private volatile bool _disposed;
+
+    public MosquittoClient(MqttConnectionOptions options)
+    {
+        _options = options;
+        (_host, _port, var useTls) = options.ParseUrl();
+        EnsureLibrary();
+        _self = GCHandle.Alloc(this);
+        _mosq = Mosquitto.New(options.ClientId, options.CleanSession, GCHandle.ToIntPtr(_self));
+        if (_mosq == IntPtr.Zero)
+        {
+            _self.Free();
+            throw new InvalidOperationException("mosquitto_new failed (out of memory or an invalid client id)");
+        }
+        _protocol = options.ProtocolVersion == 4 ? Mosquitto.ProtocolV311 : Mosquitto.ProtocolV5;
+        Check(Mosquitto.IntOption(_mosq, Mosquitto.OptProtocolVersion, _protocol), "protocol version");
+        Check(Mosquitto.IntOption(_mosq, Mosquitto.OptTcpNoDelay, 1), "tcp nodelay");
+        if (options.MaxInflight > 0)
+        {
+            Check(Mosquitto.MaxInflightMessagesSet(_mosq, (uint)options.MaxInflight), "max inflight");
+            Mosquitto.IntOption(_mosq, Mosquitto.OptReceiveMaximum, Math.Min(options.MaxInflight, 65535));
+            Mosquitto.IntOption(_mosq, Mosquitto.OptSendMaximum, Math.Min(options.MaxInflight, 65535));
+        }
+        if (!string.IsNullOrEmpty(options.Username))
+            Check(Mosquitto.UsernamePwSet(_mosq, options.Username, options.Password), "username/password");
+        if (useTls)
+        {
+            const int optTlsUseOsCerts = 13;
+            if (string.IsNullOrEmpty(options.Tls.CaFile))
+                Mosquitto.IntOption(_mosq, optTlsUseOsCerts, 1);
+            Check(Mosquitto.TlsSet(_mosq, options.Tls.CaFile, null, options.Tls.CertFile, options.Tls.KeyFile, IntPtr.Zero), "TLS settings");
+            if (options.Tls.Insecure) Mosquitto.TlsInsecureSet(_mosq, true);
+        }
+        Check(Mosquitto.ReconnectDelaySet(_mosq, (uint)Math.Max(1, options.ReconnectMinSeconds),
+            (uint)Math.Max(options.ReconnectMinSeconds, options.ReconnectMaxSeconds), true), "reconnect delay");
+        Mosquitto.ConnectV5CallbackSet(_mosq, &OnConnectNative);
+        Mosquitto.DisconnectV5CallbackSet(_mosq, &OnDisconnectNative);
+        Mosquitto.MessageV5CallbackSet(_mosq, &OnMessageNative);
+        Mosquitto.PublishV5CallbackSet(_mosq, &OnPublishNative);
+    }
+
+    /// <summary>Called after every CONNACK: reason code (0 = accepted) and whether the broker kept our session.</summary>
+    public Action<int, bool>? Connected { get; set; }
+
+    /// <summary>Called when the connection ends: 0 for a disconnect we asked for, otherwise the cause.</summary>
+    public Action<int>? Disconnected { get; set; }
+
+    public MqttMessageHandler? MessageReceived { get; set; }
+
+    /// <summary>Called when a QoS 1/2 publish is acknowledged (message id, reason code), or a QoS 0 one is sent.</summary>
+    public Action<int, int>? Published { get; set; }
+
+    public bool IsConnected => _connected;
+
+    public string Endpoint => $"{_host}:{_port}";
+
+    /// <summary>The MQTT version in use: 5 or 4 (3.1.1).</summary>
+    public int ProtocolVersion => _protocol;
+
+    public static string LibraryVersion
+    {
+        get
+        {
+            EnsureLibrary();
+            Mosquitto.LibVersion(out var a, out var b, out var c);
+            return $"{a}.{b}.{c}";
+        }
+    }
+
+    /// <summary>
+    /// Opens the TCP connection and sends CONNECT (the CONNACK arrives through <see cref="Connected"/>),
+    /// then starts the network thread, which reconnects by itself from then on. Returns an error text
+    /// if the socket could not be opened; the caller retries with its own backoff.
+    /// </summary>
+    public string? TryConnect()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        IntPtr props = IntPtr.Zero;
+        try
+        {
+            if (_protocol == Mosquitto.ProtocolV5 && !_options.CleanSession && _options.SessionExpirySeconds > 0)
+                Mosquitto.PropertyAddInt32(ref props, Mosquitto.PropSessionExpiryInterval, _options.SessionExpirySeconds);
+            int rc = Mosquitto.ConnectBindV5(_mosq, _host, _port, Math.Max(5, _options.KeepAliveSeconds), null, props);
+            if (rc != Mosquitto.ErrSuccess)
+                return Mosquitto.ErrorText(rc);
+        }
+        finally
+        {
+            if (props != IntPtr.Zero) Mosquitto.PropertyFreeAll(ref props);
+        }
+        if (!_loopRunning)
+        {
+            Check(Mosquitto.LoopStart(_mosq), "loop start");
+            _loopRunning = true;
+        }
+        return null;
+    }
+
+    /// <summary>Switches to MQTT 3.1.1 for brokers that refuse MQTT 5. Only valid before <see cref="TryConnect"/>
+    /// or after <see cref="Stop"/>.</summary>
+    public void UseProtocol311()
+    {
+        _protocol = Mosquitto.ProtocolV311;
+        Mosquitto.IntOption(_mosq, Mosquitto.OptProtocolVersion, _protocol);
+    }
+
+    public int Subscribe(string filter, int qos)
+    {
+        int rc = Mosquitto.Subscribe(_mosq, out _, filter, qos);
+        return rc;
+    }
+
+    /// <summary>Queues a publish; returns the message id, or throws when the client cannot queue it.</summary>
+    public int Publish(string topic, ReadOnlySpan<byte> payload, int qos, bool retain = false)
+    {
+        int max = Encoding.UTF8.GetMaxByteCount(topic.Length) + 1;
+        Span<byte> topicBytes = max <= 512 ? stackalloc byte[max] : new byte[max];
+        int n = Encoding.UTF8.GetBytes(topic, topicBytes);
+        topicBytes[n] = 0;
+        int rc;
+        int mid;
+        fixed (byte* t = topicBytes)
+        fixed (byte* p = payload)
+            rc = Mosquitto.Publish(_mosq, out mid, t, payload.Length, p, qos, retain);
+        if (rc != Mosquitto.ErrSuccess)
+            throw new MqttException(rc, $"publish to '{topic}' failed: {Mosquitto.ErrorText(rc)}");
+        return mid;
+    }
+
+    /// <summary>Sends DISCONNECT and stops the network thread.</summary>
+    public void Stop()
+    {
+        if (_mosq == IntPtr.Zero) return;
+        Mosquitto.Disconnect(_mosq);
+        if (_loopRunning)
+        {
+            Mosquitto.LoopStop(_mosq, false);
+            _loopRunning = false;
+        }
+        _connected = false;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Stop();
+        Mosquitto.Destroy(_mosq);
+        _mosq = IntPtr.Zero;
+        if (_self.IsAllocated) _self.Free();
+    }
+
+    public static string DescribeConnack(int code) => Mosquitto.ReasonText(code);
+
+    public static string DescribeError(int code) => Mosquitto.ErrorText(code);
+
+    private static void EnsureLibrary()
+    {
+        lock (InitLock)
+        {
+            if (_initialised) return;
+            try
+            {
+                Mosquitto.LibInit();
+            }
+            catch (DllNotFoundException e)
+            {
+                throw new InvalidOperationException(
+                    "libmosquitto.so.1 was not found. Install it (Debian/Ubuntu: apt-get install libmosquitto1).", e);
+            }
+            _initialised = true;
+        }
+    }
+
+    private static void Check(int rc, string what)
+    {
+        if (rc != Mosquitto.ErrSuccess) throw new MqttException(rc, $"libmosquitto {what}: {Mosquitto.ErrorText(rc)}");
+    }
+
+    private static MosquittoClient? From(IntPtr userData) =>
+        userData == IntPtr.Zero ? null : GCHandle.FromIntPtr(userData).Target as MosquittoClient;
+
+    // Exceptions must never cross back into native code: each callback catches everything.
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnConnectNative(IntPtr mosq, IntPtr userData, int rc, int flags, IntPtr props)
+    {
+        var self = From(userData);
+        if (self is null) return;
+        self._connected = rc == 0;
+        try { self.Connected?.Invoke(rc, (flags & 1) != 0); } catch { /* reported by the handler's owner */ }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnDisconnectNative(IntPtr mosq, IntPtr userData, int rc, IntPtr props)
+    {
+        var self = From(userData);
+        if (self is null) return;
+        self._connected = false;
+        try { self.Disconnected?.Invoke(rc); } catch { }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnMessageNative(IntPtr mosq, IntPtr userData, Mosquitto.Message* message, IntPtr props)
+    {
+        var self = From(userData);
+        if (self?.MessageReceived is not { } handler || message is null) return;
+        try
+        {
+            var topic = Marshal.PtrToStringUTF8((IntPtr)message->Topic) ?? "";
+            var payload = new ReadOnlySpan<byte>(message->Payload, message->PayloadLen);
+            handler(new MqttIncoming(topic, payload, message->Qos, message->Retain));
+        }
+        catch { }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnPublishNative(IntPtr mosq, IntPtr userData, int mid, int reasonCode, IntPtr props)
+    {
+        var self = From(userData);
+        try { self?.Published?.Invoke(mid, reasonCode); } catch { }
+    }
+}
+
+public sealed class MqttException(int code, string message) : Exception(message)
+{
+    public int Code { get; } = code;
+}
