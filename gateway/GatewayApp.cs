@@ -1,6 +1,132 @@
+using CityGateway.Configuration;
+using CityGateway.Decoding;
+using CityGateway.Health;
+using CityGateway.Normalisation;
+using CityGateway.Pipeline;
+using CityGateway.Quarantine;
+using CityGateway.Routing;
+using CityGateway.Sources.Mqtt;
+using CityGateway.Storage.Influx;
+using Microsoft.Extensions.Options;
+
 namespace CityGateway;
 
+/// <summary>The composition root: configuration, stages, endpoints. Nothing else lives here.</summary>
 public static class GatewayApp
 {
-    public static Task<int> RunAsync(string[] args) => Task.FromResult(0);
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            // appsettings.json ships next to the binary; relative paths in it resolve from the working directory.
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fff ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(
+            builder.Configuration.GetValue("Gateway:ShutdownTimeoutSeconds", 30)));
+
+        var config = builder.Configuration.GetSection("Gateway");
+        var services = builder.Services;
+        services.AddOptions<MqttConnectionOptions>().Bind(config.GetSection("Mqtt")).ValidateOnStart();
+        services.AddOptions<RoutesOptions>().Configure(o => config.GetSection("Routes").Bind(o.Routes)).ValidateOnStart();
+        services.AddOptions<RegistryOptions>().Bind(config.GetSection("Registry")).ValidateOnStart();
+        services.AddOptions<NormalisationOptions>().Bind(config.GetSection("Normalisation"));
+        services.AddOptions<InfluxOptions>().Bind(config.GetSection("Influx")).ValidateOnStart();
+        services.AddOptions<QuarantineOptions>().Bind(config.GetSection("Quarantine"));
+        services.AddOptions<PipelineOptions>().Bind(config.GetSection("Pipeline")).ValidateOnStart();
+        services.AddOptions<SelfMetricsOptions>().Bind(config.GetSection("SelfMetrics"));
+        services.AddSingleton<IValidateOptions<MqttConnectionOptions>, MqttOptionsValidator>();
+        services.AddSingleton<IValidateOptions<RoutesOptions>, RoutesOptionsValidator>();
+        services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
+        services.AddSingleton<IValidateOptions<InfluxOptions>, InfluxOptionsValidator>();
+        services.AddSingleton<IValidateOptions<PipelineOptions>, PipelineOptionsValidator>();
+
+        services.AddSingleton(new DecoderCatalog());
+        services.AddSingleton(sp => new RouteTable(sp.GetRequiredService<IOptions<RoutesOptions>>().Value.Routes, sp.GetRequiredService<DecoderCatalog>()));
+        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<GatewayHealth>();
+        services.AddSingleton<QuarantineStore>();
+        services.AddSingleton<PipelineChannels>();
+        services.AddSingleton<RegistryHolder>();
+        services.AddSingleton(sp =>
+        {
+            var registry = sp.GetRequiredService<RegistryHolder>();
+            return new Normaliser(() => registry.Current, sp.GetRequiredService<IOptions<NormalisationOptions>>().Value);
+        });
+        services.AddSingleton(sp => new InfluxClient(sp.GetRequiredService<IOptions<InfluxOptions>>().Value));
+
+        // Hosted services stop in reverse order: the source stops intake first, then the pipeline
+        // drains into the writer, which writes what is left.
+        services.AddHostedService<InfluxWriterService>();
+        services.AddHostedService<PipelineService>();
+        services.AddSingleton<SelfMetricsService>();
+        services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());
+        services.AddHostedService(sp => sp.GetRequiredService<RegistryHolder>());
+        services.AddHostedService<MqttSource>();
+
+        var app = builder.Build();
+        HealthEndpoints.Map(app);
+        return app;
+    }
+
+    public static void ValidateConfiguration(IServiceProvider services)
+    {
+        var failures = new List<string>();
+        void Check<T>() where T : class
+        {
+            try { _ = services.GetRequiredService<IOptions<T>>().Value; }
+            catch (OptionsValidationException e) { failures.AddRange(e.Failures); }
+        }
+        Check<MqttConnectionOptions>();
+        Check<RoutesOptions>();
+        Check<RegistryOptions>();
+        Check<InfluxOptions>();
+        Check<PipelineOptions>();
+        if (failures.Count > 0) throw new OptionsValidationException("Gateway", typeof(object), failures);
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        WebApplication app;
+        try
+        {
+            app = Build(args);
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"Gateway start-up failed: {e.Message}");
+            return 2;
+        }
+        try
+        {
+            // Resolve every validated setting before the host starts, so a configuration error is
+            // reported as such (naming the key) rather than as a start-up failure with a stack trace.
+            ValidateConfiguration(app.Services);
+            await app.RunAsync();
+            return 0;
+        }
+        catch (OptionsValidationException e)
+        {
+            Console.Error.WriteLine("Configuration error, the gateway is not started:");
+            foreach (var failure in e.Failures) Console.Error.WriteLine("  " + failure);
+            return 2;
+        }
+        catch (RegistryException e)
+        {
+            Console.Error.WriteLine($"Configuration error, the gateway is not started: Gateway:Registry:Path: {e.Message}");
+            return 2;
+        }
+        catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            Console.Error.WriteLine($"Cannot listen for HTTP: {e.Message}. Set another address with --urls or ASPNETCORE_URLS.");
+            return 2;
+        }
+    }
 }

@@ -10,9 +10,13 @@ public sealed class DecoderCatalog
 {
     private readonly Dictionary<string, IPayloadDecoder> _decoders;
 
-    public DecoderCatalog(IEnumerable<IPayloadDecoder>? decoders = null)
+    public DecoderCatalog()
+        : this([new FlatJsonDecoder(), new SenmlDecoder(), new ChirpStackDecoder(), new TtsDecoder()])
     {
-        decoders ??= [new FlatJsonDecoder(), new SenmlDecoder(), new ChirpStackDecoder(), new TtsDecoder()];
+    }
+
+    public DecoderCatalog(IEnumerable<IPayloadDecoder> decoders)
+    {
         _decoders = decoders.ToDictionary(d => d.Format, StringComparer.OrdinalIgnoreCase);
     }
 

@@ -1,0 +1,114 @@
+using CityGateway.Decoding;
+using CityGateway.Normalisation;
+using CityGateway.Pipeline;
+using CityGateway.Routing;
+using CityGateway.Sources.Mqtt;
+using CityGateway.Storage.Influx;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Configuration;
+
+/// <summary>The configured routes (section Gateway:Routes, a list).</summary>
+public sealed class RoutesOptions
+{
+    public List<TopicRoute> Routes { get; set; } = [];
+}
+
+// Each validator names the configuration key at fault, so a wrong setting fails at start-up
+// with a message an operator can act on.
+
+internal sealed class MqttOptionsValidator : IValidateOptions<MqttConnectionOptions>
+{
+    public ValidateOptionsResult Validate(string? name, MqttConnectionOptions o)
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(o.Url))
+            errors.Add("Gateway:Mqtt:Url: the broker URL is missing (for example mqtt://127.0.0.1:1883)");
+        else
+        {
+            try { o.ParseUrl(); }
+            catch (FormatException e) { errors.Add($"Gateway:Mqtt:Url: {e.Message}"); }
+        }
+        if (string.IsNullOrWhiteSpace(o.ClientId)) errors.Add("Gateway:Mqtt:ClientId: must not be empty (a persistent session is bound to it)");
+        if (o.ProtocolVersion is not (4 or 5)) errors.Add($"Gateway:Mqtt:ProtocolVersion: {o.ProtocolVersion} is not 5 or 4 (3.1.1)");
+        if (o.KeepAliveSeconds < 5) errors.Add("Gateway:Mqtt:KeepAliveSeconds: must be at least 5");
+        if (o.ReconnectMinSeconds < 1 || o.ReconnectMaxSeconds < o.ReconnectMinSeconds)
+            errors.Add("Gateway:Mqtt:ReconnectMinSeconds/ReconnectMaxSeconds: need 1 <= min <= max");
+        foreach (var (key, path) in new[] { ("CaFile", o.Tls.CaFile), ("CertFile", o.Tls.CertFile), ("KeyFile", o.Tls.KeyFile) })
+            if (!string.IsNullOrEmpty(path) && !File.Exists(path)) errors.Add($"Gateway:Mqtt:Tls:{key}: file '{path}' does not exist");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class RoutesOptionsValidator(DecoderCatalog decoders) : IValidateOptions<RoutesOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RoutesOptions o)
+    {
+        var errors = new List<string>();
+        if (o.Routes.Count == 0) errors.Add("Gateway:Routes: no routes are configured; nothing would be ingested");
+        for (int i = 0; i < o.Routes.Count; i++)
+        {
+            var r = o.Routes[i];
+            var key = $"Gateway:Routes:{i}";
+            if (Topics.ValidateFilter(r.Filter) is { } fe) errors.Add($"{key}:Filter: {fe}");
+            if (string.IsNullOrWhiteSpace(r.Format))
+                errors.Add($"{key}:Format: missing; one of {string.Join(", ", decoders.Formats)}");
+            else if (!decoders.Contains(r.Format))
+                errors.Add($"{key}:Format: unknown payload format '{r.Format}'; known: {string.Join(", ", decoders.Formats)}");
+            if (r.Qos is < 0 or > 2) errors.Add($"{key}:Qos: {r.Qos} is not 0, 1 or 2");
+            if (r.TimestampFormat is not ("auto" or "unix_s" or "unix_ms" or "unix_us" or "unix_ns" or "iso8601"))
+                errors.Add($"{key}:TimestampFormat: '{r.TimestampFormat}' is not auto, unix_s, unix_ms, unix_us, unix_ns or iso8601");
+            if (r.DeviceIdFrom is not ("auto" or "devEui" or "name"))
+                errors.Add($"{key}:DeviceIdFrom: '{r.DeviceIdFrom}' is not auto, devEui or name");
+        }
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RegistryOptions o)
+    {
+        if (string.IsNullOrWhiteSpace(o.Path))
+            return ValidateOptionsResult.Fail("Gateway:Registry:Path: not set; it must name the device registry JSON file");
+        try
+        {
+            DeviceRegistry.LoadFile(o.Path);
+            return ValidateOptionsResult.Success;
+        }
+        catch (RegistryException e)
+        {
+            return ValidateOptionsResult.Fail($"Gateway:Registry:Path: {e.Message}");
+        }
+    }
+}
+
+internal sealed class InfluxOptionsValidator : IValidateOptions<InfluxOptions>
+{
+    public ValidateOptionsResult Validate(string? name, InfluxOptions o)
+    {
+        var errors = new List<string>();
+        if (!Uri.TryCreate(o.Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            errors.Add($"Gateway:Influx:Url: '{o.Url}' is not an http(s) URL");
+        if (o.Version is not ("v1" or "v2" or "v3")) errors.Add($"Gateway:Influx:Version: '{o.Version}' is not v1, v2 or v3");
+        if (o.Version == "v2" && string.IsNullOrWhiteSpace(o.Org)) errors.Add("Gateway:Influx:Org: required for v2");
+        if (o.Version is "v2" or "v3" && string.IsNullOrWhiteSpace(o.Token)) errors.Add($"Gateway:Influx:Token: required for {o.Version}");
+        if (string.IsNullOrWhiteSpace(o.Database) && string.IsNullOrWhiteSpace(o.Bucket)) errors.Add("Gateway:Influx:Database: missing");
+        if (o.BatchSize < 1) errors.Add("Gateway:Influx:BatchSize: must be at least 1");
+        if (o.FlushIntervalMs < 10) errors.Add("Gateway:Influx:FlushIntervalMs: must be at least 10");
+        if (o.RetryMinMs < 1 || o.RetryMaxMs < o.RetryMinMs) errors.Add("Gateway:Influx:RetryMinMs/RetryMaxMs: need 1 <= min <= max");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class PipelineOptionsValidator : IValidateOptions<PipelineOptions>
+{
+    public ValidateOptionsResult Validate(string? name, PipelineOptions o)
+    {
+        var errors = new List<string>();
+        if (o.FrameQueueCapacity < 1) errors.Add("Gateway:Pipeline:FrameQueueCapacity: must be at least 1");
+        if (o.PointQueueCapacity < 1) errors.Add("Gateway:Pipeline:PointQueueCapacity: must be at least 1");
+        if (o.MaxPayloadBytes < 1) errors.Add("Gateway:Pipeline:MaxPayloadBytes: must be at least 1");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

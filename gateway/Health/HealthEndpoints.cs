@@ -1,0 +1,32 @@
+using CityGateway.Quarantine;
+
+namespace CityGateway.Health;
+
+public static class HealthEndpoints
+{
+    public static void Map(WebApplication app)
+    {
+        app.MapGet("/healthz", () => Results.Json(new { status = "alive" }));
+        app.MapGet("/readyz", (GatewayHealth health, GatewayMetrics metrics, QuarantineStore quarantine) =>
+        {
+            bool influxOk = health.InfluxReachable && !health.InfluxUnauthorised;
+            bool ready = health.BrokerConnected && influxOk;
+            var body = new
+            {
+                ready,
+                broker = new { connected = health.BrokerConnected, detail = health.BrokerDetail },
+                influx = new
+                {
+                    reachable = health.InfluxReachable,
+                    unauthorised = health.InfluxUnauthorised,
+                    detail = health.InfluxDetail,
+                },
+                received = metrics.Received,
+                pointsWritten = metrics.PointsWritten,
+                quarantined = quarantine.Total,
+                queueDepth = metrics.QueueDepth(),
+            };
+            return Results.Json(body, statusCode: ready ? 200 : 503);
+        });
+    }
+}

@@ -1,0 +1,81 @@
+using CityGateway.Pipeline;
+using CityGateway.Quarantine;
+using CityGateway.Storage.Influx;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Health;
+
+public sealed class SelfMetricsOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Seconds between points in the "gateway" measurement.</summary>
+    public int IntervalSeconds { get; set; } = 5;
+
+    /// <summary>Tag "instance" on the gateway's own points; defaults to the host name.</summary>
+    public string? InstanceId { get; set; }
+}
+
+/// <summary>
+/// Writes the gateway's own counters to the "gateway" measurement every few seconds: received,
+/// written, quarantined (total and by reason, tag "reason"), batch latency, queue depth and the
+/// state of the broker and InfluxDB connections. Counters are cumulative since start.
+/// </summary>
+public sealed partial class SelfMetricsService(
+    PipelineChannels channels,
+    GatewayMetrics metrics,
+    GatewayHealth health,
+    QuarantineStore quarantine,
+    IOptions<SelfMetricsOptions> options,
+    ILogger<SelfMetricsService> logger) : BackgroundService
+{
+    private long _lastQuarantined;
+
+    public string Instance { get; } = options.Value.InstanceId is { Length: > 0 } id ? id : Environment.MachineName;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!options.Value.Enabled) return;
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Max(1, options.Value.IntervalSeconds)));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+                Emit();
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    internal void Emit()
+    {
+        long now = UnixTime.NowNs();
+        var tags = new KeyValuePair<string, string>[] { new("instance", Instance) };
+        var p = new Point("gateway", tags, now) { Origin = "self" };
+        p.Fields.Add(PointField.Of("received", metrics.Received));
+        p.Fields.Add(PointField.Of("received_bytes", metrics.ReceivedBytes));
+        p.Fields.Add(PointField.Of("decoded", metrics.Decoded));
+        p.Fields.Add(PointField.Of("points_written", metrics.PointsWritten));
+        p.Fields.Add(PointField.Of("batches", metrics.Batches));
+        p.Fields.Add(PointField.Of("write_failures", metrics.WriteFailures));
+        p.Fields.Add(PointField.Of("batch_latency_ms", metrics.LastBatchLatencyMs));
+        p.Fields.Add(PointField.Of("queue_depth", (long)metrics.QueueDepth()));
+        p.Fields.Add(PointField.Of("quarantined", quarantine.Total));
+        p.Fields.Add(PointField.Of("broker_connected", health.BrokerConnected));
+        p.Fields.Add(PointField.Of("influx_reachable", health.InfluxReachable));
+        var batch = new List<Point> { p };
+        foreach (var (reason, count) in quarantine.CountsByReason)
+        {
+            var r = new Point("gateway", [new("instance", Instance), new("reason", reason)], now) { Origin = "self" };
+            r.Fields.Add(PointField.Of("quarantined", count));
+            batch.Add(r);
+        }
+        // Self-metrics never wait for room: when the queue is full, this sample is skipped.
+        foreach (var point in batch) channels.Points.Writer.TryWrite(point);
+
+        long q = quarantine.Total;
+        if (q > _lastQuarantined) LogQuarantineSummary(q - _lastQuarantined, q, quarantine.FilePath);
+        _lastQuarantined = q;
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "{New} new quarantine entries ({Total} since start); see {Path}")]
+    private partial void LogQuarantineSummary(long @new, long total, string path);
+}

@@ -1,0 +1,223 @@
+using CityGateway.Decoding;
+using CityGateway.Pipeline;
+using CityGateway.Quarantine;
+using CityGateway.Routing;
+using CityGateway.Storage.Influx;
+
+namespace CityGateway.Normalisation;
+
+/// <summary>
+/// Maps decoded readings to InfluxDB points: the registry gives the device's city, district, site
+/// and domain (the measurement); each source field becomes its canonical metric in the canonical
+/// unit, checked against physical bounds. Anything that cannot be mapped is quarantined with a
+/// reason; the rest of the message still goes through.
+/// </summary>
+public sealed class Normaliser
+{
+    private const int MaxTagLength = 256;
+
+    private readonly Func<DeviceRegistry> _registry;
+    private readonly UnitTable _units;
+    private readonly MetricCatalog _catalog;
+    private readonly long _maxFutureNs;
+    private readonly long _maxAgeNs;
+
+    public Normaliser(Func<DeviceRegistry> registry, NormalisationOptions options, UnitTable? units = null, MetricCatalog? catalog = null)
+    {
+        _registry = registry;
+        _units = units ?? UnitTable.Default;
+        _catalog = catalog ?? MetricCatalog.Default;
+        _maxFutureNs = options.MaxFutureSkew.Ticks * 100;
+        _maxAgeNs = options.MaxAge.Ticks * 100;
+    }
+
+    /// <summary>Appends the frame's points to <paramref name="points"/>; returns how many readings were quarantined.</summary>
+    public int Normalise(RawFrame frame, TopicRoute route, List<Reading> readings, List<Point> points, QuarantineStore quarantine)
+    {
+        var registry = _registry();
+        int rejected = 0;
+        int firstPoint = points.Count;
+        string? lastUnknown = null;
+        foreach (var r in readings)
+        {
+            void Reject(string reason, string detail)
+            {
+                rejected++;
+                quarantine.Add(reason, detail, frame, route.ToString(), r.DeviceId, r.Field);
+            }
+
+            if (r.Kind == ReadingKind.Invalid)
+            {
+                Reject(r.ErrorReason ?? QuarantineReasons.MalformedPayload, r.Error ?? "invalid value");
+                continue;
+            }
+            if (!registry.TryGet(r.DeviceId, out var device))
+            {
+                // One entry per unknown device and frame, not one per field.
+                if (lastUnknown != r.DeviceId)
+                {
+                    lastUnknown = r.DeviceId;
+                    rejected++;
+                    quarantine.Add(QuarantineReasons.UnknownDevice,
+                        $"device '{Timestamps.Truncate(r.DeviceId)}' is not in the device registry", frame, route.ToString(), r.DeviceId);
+                }
+                continue;
+            }
+            long ts = r.TimestampNs ?? frame.ReceivedAtNs;
+            if (ts > frame.ReceivedAtNs + _maxFutureNs || ts < frame.ReceivedAtNs - _maxAgeNs)
+            {
+                Reject(QuarantineReasons.ClockSkew,
+                    $"device time {UnixTime.FromNs(ts):O} is {FormatSkew(ts - frame.ReceivedAtNs)} from the receive time {UnixTime.FromNs(frame.ReceivedAtNs):O}");
+                continue;
+            }
+
+            ResolvedField? mapping = device.Type.Fields.GetValueOrDefault(r.Field);
+            MetricDefinition? metric = mapping?.Metric;
+            if (mapping is null)
+            {
+                if (!_catalog.TryGet(device.Domain, r.Field, out metric!))
+                {
+                    Reject(QuarantineReasons.UnknownField,
+                        $"field '{Timestamps.Truncate(r.Field)}' is neither mapped for device type '{device.Type.Name}' nor a canonical {device.Domain} metric");
+                    continue;
+                }
+            }
+            else if (mapping.Ignored)
+            {
+                continue;
+            }
+
+            PointField field;
+            if (metric is null)
+            {
+                if (!TryCustom(r, mapping!, out field, out var error)) { Reject(QuarantineReasons.WrongType, error); continue; }
+            }
+            else
+            {
+                if (r.Kind != ReadingKind.Number)
+                {
+                    Reject(QuarantineReasons.WrongType, $"'{r.Field}' must be a number for {metric.Name}, got {Describe(r)}");
+                    continue;
+                }
+                var unit = r.Unit ?? mapping?.DefaultUnit;
+                if (!_units.TryGetConverter(unit, metric, out var converter))
+                {
+                    Reject(QuarantineReasons.UnknownUnit, $"no conversion from '{unit}' to {metric.Name}'s unit '{metric.Unit}'");
+                    continue;
+                }
+                double value = converter.Apply(r.Number);
+                if (!double.IsFinite(value))
+                {
+                    Reject(QuarantineReasons.NonFinite, $"'{r.Field}' converts to a non-finite value");
+                    continue;
+                }
+                if (value < metric.Min || value > metric.Max)
+                {
+                    Reject(QuarantineReasons.OutOfBounds,
+                        $"{metric.Name} = {value:G6} {metric.Unit} is outside [{metric.Min:G6}, {metric.Max:G6}]");
+                    continue;
+                }
+                field = PointField.Of(metric.Name, value);
+            }
+
+            var point = FindOrAddPoint(points, firstPoint, device, ts, r.Tags, frame, route, quarantine, ref rejected);
+            if (point is null) continue;
+            AddOrReplace(point, field);
+        }
+        // A point whose every field was rejected is not written.
+        for (int i = points.Count - 1; i >= firstPoint; i--)
+            if (points[i].Fields.Count == 0) points.RemoveAt(i);
+        return rejected;
+    }
+
+    private static void AddOrReplace(Point point, PointField field)
+    {
+        var fields = point.Fields;
+        for (int i = 0; i < fields.Count; i++)
+        {
+            if (fields[i].Name == field.Name) { fields[i] = field; return; }
+        }
+        fields.Add(field);
+    }
+
+    private static Point? FindOrAddPoint(List<Point> points, int first, RegisteredDevice device, long ts,
+        IReadOnlyList<KeyValuePair<string, string>>? extraTags, RawFrame frame, TopicRoute route, QuarantineStore quarantine, ref int rejected)
+    {
+        for (int i = first; i < points.Count; i++)
+        {
+            var p = points[i];
+            if (p.TimestampNs == ts && p.Tag("device") == device.Id && SameExtraTags(p, extraTags)) return p;
+        }
+        var tags = new List<KeyValuePair<string, string>>(6)
+        {
+            new("city", device.City),
+            new("device", device.Id),
+        };
+        if (device.District.Length > 0) tags.Add(new("district", device.District));
+        if (device.Site.Length > 0) tags.Add(new("site", device.Site));
+        if (extraTags is not null)
+        {
+            foreach (var t in extraTags)
+            {
+                if (t.Value.Length == 0) continue;
+                if (t.Value.Length > MaxTagLength || t.Value.Any(char.IsControl))
+                {
+                    rejected++;
+                    quarantine.Add(QuarantineReasons.WrongType, $"tag '{t.Key}' has control characters or is longer than {MaxTagLength}",
+                        frame, route.ToString(), device.Id, t.Key);
+                    return null;
+                }
+                tags.Add(t);
+            }
+        }
+        var point = new Point(device.Domain, tags.ToArray(), ts) { Origin = frame.Topic };
+        points.Add(point);
+        return point;
+    }
+
+    private static bool SameExtraTags(Point p, IReadOnlyList<KeyValuePair<string, string>>? extra)
+    {
+        if (extra is null) return p.Tag("lane") is null && p.Tag("vehicleType") is null;
+        foreach (var t in extra)
+            if (p.Tag(t.Key) != t.Value) return false;
+        return true;
+    }
+
+    private static bool TryCustom(in Reading r, ResolvedField mapping, out PointField field, out string error)
+    {
+        error = "";
+        field = default;
+        switch (mapping.CustomType)
+        {
+            case "integer" when r.Kind == ReadingKind.Number && r.Number == Math.Floor(r.Number) && Math.Abs(r.Number) < 9.2e18:
+                field = PointField.Of(mapping.FieldName, (long)r.Number);
+                return true;
+            case "float" when r.Kind == ReadingKind.Number:
+                field = PointField.Of(mapping.FieldName, r.Number);
+                return true;
+            case "boolean" when r.Kind == ReadingKind.Boolean:
+                field = PointField.Of(mapping.FieldName, r.Boolean);
+                return true;
+            case "string" when r.Kind == ReadingKind.Text:
+                field = PointField.Of(mapping.FieldName, r.Text!.Length > 1024 ? r.Text[..1024] : r.Text);
+                return true;
+            default:
+                error = $"'{r.Field}' must be {mapping.CustomType}, got {Describe(r)}";
+                return false;
+        }
+    }
+
+    private static string Describe(in Reading r) => r.Kind switch
+    {
+        ReadingKind.Number => r.Number.ToString("G6", System.Globalization.CultureInfo.InvariantCulture),
+        ReadingKind.Boolean => r.Boolean ? "true" : "false",
+        ReadingKind.Text => $"string \"{Timestamps.Truncate(r.Text ?? "", 32)}\"",
+        _ => "an invalid value",
+    };
+
+    private static string FormatSkew(long ns)
+    {
+        var span = TimeSpan.FromTicks(Math.Abs(ns) / 100);
+        return (ns >= 0 ? "+" : "-") + (span.TotalDays >= 1 ? $"{span.TotalDays:F1} days" : span.ToString(@"hh\:mm\:ss"));
+    }
+}

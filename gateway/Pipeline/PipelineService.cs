@@ -1,0 +1,106 @@
+using System.Text.Unicode;
+using CityGateway.Decoding;
+using CityGateway.Health;
+using CityGateway.Normalisation;
+using CityGateway.Quarantine;
+using CityGateway.Routing;
+using CityGateway.Storage.Influx;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Pipeline;
+
+/// <summary>
+/// Takes frames from the sources, finds their route, decodes and normalises them, and queues the
+/// points for the writer. One bad frame is quarantined and never stops the loop.
+/// </summary>
+public sealed partial class PipelineService : BackgroundService
+{
+    private readonly PipelineChannels _channels;
+    private readonly RouteTable _routes;
+    private readonly Normaliser _normaliser;
+    private readonly QuarantineStore _quarantine;
+    private readonly GatewayMetrics _metrics;
+    private readonly PipelineOptions _options;
+    private readonly ILogger<PipelineService> _logger;
+
+    public PipelineService(PipelineChannels channels, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
+        GatewayMetrics metrics, IOptions<PipelineOptions> options, ILogger<PipelineService> logger)
+    {
+        _channels = channels;
+        _routes = routes;
+        _normaliser = normaliser;
+        _quarantine = quarantine;
+        _metrics = metrics;
+        _options = options.Value;
+        _logger = logger;
+        metrics.QueueDepth = () => channels.Depth;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var readings = new List<Reading>(32);
+        var points = new List<Point>(8);
+        var writer = _channels.Points.Writer;
+        try
+        {
+            // Runs until the sources complete the frame queue at shutdown, so queued frames are not lost.
+            await foreach (var frame in _channels.Frames.Reader.ReadAllAsync(CancellationToken.None))
+            {
+                readings.Clear();
+                points.Clear();
+                try
+                {
+                    Process(frame, readings, points);
+                }
+                catch (Exception e)
+                {
+                    LogProcessingError(e, frame.Topic);
+                    _quarantine.Add(QuarantineReasons.ProcessingError, e.GetType().Name + ": " + e.Message, frame);
+                    points.Clear();
+                }
+                foreach (var p in points)
+                {
+                    if (!writer.TryWrite(p)) await writer.WriteAsync(p, CancellationToken.None);
+                }
+                _metrics.PointsProduced(points.Count);
+            }
+        }
+        finally
+        {
+            writer.TryComplete();
+        }
+    }
+
+    internal void Process(RawFrame frame, List<Reading> readings, List<Point> points)
+    {
+        if (frame.OriginalLength > _options.MaxPayloadBytes)
+        {
+            _quarantine.Add(QuarantineReasons.PayloadTooLarge,
+                $"payload of {frame.OriginalLength} bytes exceeds Gateway:Pipeline:MaxPayloadBytes ({_options.MaxPayloadBytes}); its first {frame.Payload.Length} bytes are kept",
+                frame);
+            return;
+        }
+        if (!_routes.TryResolve(frame.Topic, out var route, out var decoder))
+        {
+            _quarantine.Add(QuarantineReasons.NoRoute, $"no route matches '{Timestamps.Truncate(frame.Topic, 200)}'", frame);
+            return;
+        }
+        if (!Utf8.IsValid(frame.Payload))
+        {
+            _quarantine.Add(QuarantineReasons.InvalidUtf8, "payload is not valid UTF-8", frame, route.ToString());
+            return;
+        }
+        var context = new DecodeContext(route, frame.Topic, Topics.Capture(route.Topic, frame.Topic), frame.ReceivedAtNs);
+        var error = decoder.Decode(frame.Payload, context, readings);
+        if (error is not null)
+        {
+            _quarantine.Add(error.Reason, error.Detail, frame, route.ToString());
+            return;
+        }
+        _metrics.FrameDecoded();
+        _normaliser.Normalise(frame, route, readings, points, _quarantine);
+    }
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Error, Message = "Unexpected error processing a frame from {Topic}; the frame is quarantined")]
+    private partial void LogProcessingError(Exception e, string topic);
+}

@@ -1,0 +1,191 @@
+using CityGateway.Health;
+using CityGateway.Pipeline;
+using CityGateway.Routing;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Sources.Mqtt;
+
+/// <summary>
+/// Subscribes to every route's topic filter and hands each message to the pipeline. Subscriptions
+/// are renewed after every (re)connect, whether or not the broker kept the session, so a broker
+/// restart without persistence never leaves a connected but deaf consumer.
+/// </summary>
+public sealed partial class MqttSource : BackgroundService
+{
+    private readonly MqttConnectionOptions _options;
+    private readonly (string Filter, int Qos)[] _subscriptions;
+    private readonly PipelineChannels _channels;
+    private readonly PipelineOptions _pipeline;
+    private readonly int _keepBytes;
+    private readonly GatewayMetrics _metrics;
+    private readonly GatewayHealth _health;
+    private readonly ILogger<MqttSource> _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly SemaphoreSlim _protocolFallback = new(0, 1);
+    private MosquittoClient? _client;
+    private long _droppedAtShutdown;
+
+    public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, PipelineChannels channels,
+        IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
+        GatewayMetrics metrics, GatewayHealth health, ILogger<MqttSource> logger)
+    {
+        _options = options.Value;
+        _subscriptions = routes.Routes.GroupBy(r => r.Filter).Select(g => (g.Key, g.Max(r => r.Qos))).ToArray();
+        _channels = channels;
+        _pipeline = pipeline.Value;
+        _keepBytes = Math.Max(_pipeline.MaxPayloadBytes, 0);
+        _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
+        _metrics = metrics;
+        _health = health;
+        _logger = logger;
+    }
+
+    private readonly int _quarantineKeep;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await Task.Yield(); // the first connect blocks; keep it off the host's start-up path
+        using var client = new MosquittoClient(_options);
+        _client = client;
+        client.Connected = OnConnected;
+        client.Disconnected = OnDisconnected;
+        client.MessageReceived = OnMessage;
+        LogStarting(client.Endpoint, _options.ClientId, MosquittoClient.LibraryVersion, _options.CleanSession ? "clean" : "persistent");
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await ConnectAsync(client, stoppingToken);
+                // Wait for shutdown, or for a broker that refuses MQTT 5.
+                await _protocolFallback.WaitAsync(stoppingToken);
+                LogProtocolFallback(client.Endpoint);
+                client.Stop();
+                client.UseProtocol311();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+        finally
+        {
+            // Stop intake first: no callback runs after Stop returns; then let the pipeline drain.
+            _stopping.Cancel();
+            client.Stop();
+            _health.BrokerConnected = false;
+            _health.BrokerDetail = "stopped";
+            _channels.Frames.Writer.TryComplete();
+            _client = null;
+            if (_droppedAtShutdown > 0) LogDroppedAtShutdown(_droppedAtShutdown);
+            LogStopped(client.Endpoint);
+        }
+    }
+
+    private async Task ConnectAsync(MosquittoClient client, CancellationToken ct)
+    {
+        var delay = TimeSpan.FromSeconds(Math.Max(1, _options.ReconnectMinSeconds));
+        var max = TimeSpan.FromSeconds(Math.Max(_options.ReconnectMinSeconds, _options.ReconnectMaxSeconds));
+        while (true)
+        {
+            var error = client.TryConnect();
+            if (error is null) return;
+            _health.BrokerDetail = $"cannot connect to {client.Endpoint}: {error}";
+            LogConnectFailed(client.Endpoint, error, delay.TotalSeconds);
+            await Task.Delay(delay, ct);
+            delay = TimeSpan.FromTicks(Math.Min(max.Ticks, delay.Ticks * 2));
+        }
+    }
+
+    private void OnConnected(int rc, bool sessionPresent)
+    {
+        var client = _client;
+        if (client is null) return;
+        if (rc != 0)
+        {
+            var reason = MosquittoClient.DescribeConnack(rc);
+            _health.BrokerConnected = false;
+            _health.BrokerDetail = $"connection refused by {client.Endpoint}: {reason}";
+            LogRefused(client.Endpoint, rc, reason);
+            // 132 (MQTT 5) or 1 (3.1.1): the broker does not speak the protocol version we asked for.
+            if (client.ProtocolVersion == 5 && rc is 132 or 1 && _protocolFallback.CurrentCount == 0) _protocolFallback.Release();
+            return;
+        }
+        LogConnected(client.Endpoint, client.ProtocolVersion == 5 ? "5" : "3.1.1", sessionPresent);
+        foreach (var (filter, qos) in _subscriptions)
+        {
+            int src = client.Subscribe(filter, qos);
+            if (src == 0) LogSubscribed(filter, qos);
+            else LogSubscribeFailed(filter, MosquittoClient.DescribeError(src));
+        }
+        _health.BrokerConnected = true;
+        _health.BrokerDetail = $"connected to {client.Endpoint} (MQTT {(client.ProtocolVersion == 5 ? "5" : "3.1.1")})";
+    }
+
+    private void OnDisconnected(int rc)
+    {
+        _health.BrokerConnected = false;
+        if (rc == 0 || _stopping.IsCancellationRequested)
+        {
+            _health.BrokerDetail = "disconnected";
+            return;
+        }
+        var endpoint = _client?.Endpoint ?? "";
+        var reason = rc < 128 ? MosquittoClient.DescribeError(rc) : MosquittoClient.DescribeConnack(rc);
+        _health.BrokerDetail = $"connection to {endpoint} lost: {reason}; reconnecting";
+        LogDisconnected(endpoint, rc, reason);
+    }
+
+    /// <summary>Runs on libmosquitto's network thread: copy the message and queue it.</summary>
+    private void OnMessage(in MqttIncoming message)
+    {
+        int length = message.Payload.Length;
+        // An oversized payload is kept only as far as the quarantine will store it.
+        var bytes = (length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload).ToArray();
+        var frame = new RawFrame("mqtt", message.Topic, bytes, UnixTime.NowNs(), message.Qos, length);
+        _metrics.FrameReceived(length);
+        var writer = _channels.Frames.Writer;
+        if (writer.TryWrite(frame)) return;
+        try
+        {
+            // The queue is full: hold the network thread, so the broker holds the rest (backpressure).
+            writer.WriteAsync(frame, _stopping.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
+        {
+            Interlocked.Increment(ref _droppedAtShutdown);
+        }
+    }
+
+    public override void Dispose()
+    {
+        _stopping.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "MQTT source starting: broker {Endpoint}, client id {ClientId}, libmosquitto {Version}, {Session} session")]
+    private partial void LogStarting(string endpoint, string clientId, string version, string session);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Connected to {Endpoint} with MQTT {Protocol} (session present: {SessionPresent})")]
+    private partial void LogConnected(string endpoint, string protocol, bool sessionPresent);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "Subscribed to {Filter} at QoS {Qos}")]
+    private partial void LogSubscribed(string filter, int qos);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Error, Message = "Subscribing to {Filter} failed: {Error}")]
+    private partial void LogSubscribeFailed(string filter, string error);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Lost the connection to {Endpoint} (code {Code}: {Reason}); reconnecting with backoff")]
+    private partial void LogDisconnected(string endpoint, int code, string reason);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Cannot connect to {Endpoint}: {Error}; retrying in {Seconds} s")]
+    private partial void LogConnectFailed(string endpoint, string error, double seconds);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Broker {Endpoint} refused the connection (code {Code}: {Reason})")]
+    private partial void LogRefused(string endpoint, int code, string reason);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Broker {Endpoint} does not accept MQTT 5; falling back to MQTT 3.1.1")]
+    private partial void LogProtocolFallback(string endpoint);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "MQTT source stopped ({Endpoint})")]
+    private partial void LogStopped(string endpoint);
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages arrived while shutting down with a full queue and were not processed")]
+    private partial void LogDroppedAtShutdown(long count);
+}

@@ -1,0 +1,237 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Threading.Channels;
+using CityGateway.Decoding;
+using CityGateway.Health;
+using CityGateway.Pipeline;
+using CityGateway.Quarantine;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Storage.Influx;
+
+/// <summary>
+/// Batches points by count and interval and writes them. The status code decides: 2xx done; 413
+/// split the batch; 400/422 (a point InfluxDB refuses) split until the offending points are
+/// isolated, quarantine them with the server's message, keep the rest; 401/403 stop and retry
+/// slowly, loudly; 429/5xx/network errors back off with jitter (Retry-After respected) and retry
+/// the same batch, so data waits in the queues and the broker rather than being dropped.
+/// </summary>
+public sealed partial class InfluxWriterService : BackgroundService
+{
+    private readonly ChannelReader<Point> _points;
+    private readonly InfluxClient _client;
+    private readonly InfluxOptions _options;
+    private readonly QuarantineStore _quarantine;
+    private readonly GatewayMetrics _metrics;
+    private readonly GatewayHealth _health;
+    private readonly ILogger<InfluxWriterService> _logger;
+    private readonly ArrayBufferWriter<byte> _buffer = new(1 << 20);
+
+    public InfluxWriterService(PipelineChannels channels, InfluxClient client, IOptions<InfluxOptions> options,
+        QuarantineStore quarantine, GatewayMetrics metrics, GatewayHealth health, ILogger<InfluxWriterService> logger)
+    {
+        _points = channels.Points.Reader;
+        _client = client;
+        _options = options.Value;
+        _quarantine = quarantine;
+        _metrics = metrics;
+        _health = health;
+        _logger = logger;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _ = Task.Run(() => PingLoopAsync(stoppingToken), CancellationToken.None);
+        await EnsureDatabaseAsync(stoppingToken);
+        var batch = new List<Point>(_options.BatchSize);
+        var interval = TimeSpan.FromMilliseconds(Math.Max(10, _options.FlushIntervalMs));
+        // The loop ends when the pipeline completes the channel (shutdown), after writing what is left.
+        while (true)
+        {
+            bool more;
+            try
+            {
+                more = await _points.WaitToReadAsync(CancellationToken.None);
+            }
+            catch (ChannelClosedException) { more = false; }
+            if (!more) break;
+            var deadline = Stopwatch.GetTimestamp() + (long)(interval.TotalSeconds * Stopwatch.Frequency);
+            while (batch.Count < _options.BatchSize)
+            {
+                while (batch.Count < _options.BatchSize && _points.TryRead(out var p)) batch.Add(p);
+                if (batch.Count >= _options.BatchSize) break;
+                var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                if (deadline <= Stopwatch.GetTimestamp()) break;
+                using var cts = new CancellationTokenSource(remaining);
+                try
+                {
+                    if (!await _points.WaitToReadAsync(cts.Token)) break;
+                }
+                catch (OperationCanceledException) { break; }
+            }
+            if (batch.Count > 0)
+            {
+                await WriteBatchAsync(batch, stoppingToken);
+                batch.Clear();
+            }
+        }
+        LogStopped(_metrics.PointsWritten);
+    }
+
+    private async Task EnsureDatabaseAsync(CancellationToken ct)
+    {
+        if (_options.Version != "v1" || !_options.CreateDatabase) return;
+        var delay = TimeSpan.FromMilliseconds(_options.RetryMinMs);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await _client.EnsureDatabaseAsync(ct);
+                return;
+            }
+            catch (HttpRequestException e) when (e.StatusCode is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden)
+            {
+                LogCreateDatabaseForbidden(_options.Database, e.Message);
+                return; // writes will surface the credential problem
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                LogCreateDatabaseRetry(_options.Database, e.Message);
+                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { return; }
+                delay = TimeSpan.FromMilliseconds(Math.Min(_options.RetryMaxMs, delay.TotalMilliseconds * 2));
+            }
+        }
+    }
+
+    /// <summary>Writes the batch until InfluxDB has taken or refused every point in it.</summary>
+    private async Task WriteBatchAsync(List<Point> batch, CancellationToken stoppingToken)
+    {
+        var pending = new Stack<ArraySegment<Point>>();
+        pending.Push(new ArraySegment<Point>(batch.ToArray()));
+        var delay = TimeSpan.FromMilliseconds(_options.RetryMinMs);
+        // After shutdown was requested, keep trying for a bounded time (the host's shutdown timeout
+        // ends us otherwise), then give up and say how many points were not written.
+        while (pending.TryPop(out var part))
+        {
+            _buffer.Clear();
+            foreach (var p in part) LineProtocol.Write(_buffer, p);
+            var started = Stopwatch.GetTimestamp();
+            var result = await _client.WriteAsync(_buffer.WrittenMemory, CancellationToken.None);
+            switch (result.Outcome)
+            {
+                case WriteOutcome.Accepted:
+                    _metrics.BatchWritten(part.Count, Stopwatch.GetElapsedTime(started));
+                    MarkInflux(true, "writes accepted");
+                    delay = TimeSpan.FromMilliseconds(_options.RetryMinMs);
+                    break;
+                case WriteOutcome.TooLarge when part.Count > 1:
+                case WriteOutcome.Rejected when part.Count > 1:
+                    // Splitting isolates the points InfluxDB refuses; re-writing the accepted ones is
+                    // harmless (same series and timestamp overwrite identical values).
+                    int half = part.Count / 2;
+                    pending.Push(part[half..]);
+                    pending.Push(part[..half]);
+                    break;
+                case WriteOutcome.TooLarge:
+                case WriteOutcome.Rejected:
+                    var point = part[0];
+                    _quarantine.Add(new QuarantineEntry
+                    {
+                        Time = DateTimeOffset.UtcNow,
+                        Reason = QuarantineReasons.RejectedByInflux,
+                        Detail = $"HTTP {result.StatusCode}: {result.Message}",
+                        Source = "influx",
+                        Topic = point.Origin,
+                        Device = point.Tag("device"),
+                        Payload = System.Text.Encoding.UTF8.GetString(_buffer.WrittenSpan).TrimEnd('\n'),
+                        PayloadBytes = _buffer.WrittenCount,
+                    });
+                    MarkInflux(true, "reachable");
+                    break;
+                case WriteOutcome.Unauthorised:
+                case WriteOutcome.Retry:
+                    _metrics.WriteFailed();
+                    if (result.Outcome == WriteOutcome.Unauthorised)
+                    {
+                        _health.InfluxUnauthorised = true;
+                        LogUnauthorised(result.StatusCode, _client.WriteEndpoint, result.Message);
+                    }
+                    else
+                    {
+                        LogWriteRetry(result.StatusCode, result.Message, part.Count);
+                    }
+                    MarkInflux(false, result.StatusCode == 0 ? result.Message : $"HTTP {result.StatusCode}: {result.Message}");
+                    if (stoppingToken.IsCancellationRequested)
+                    {
+                        LogGaveUp(part.Count + pending.Sum(s => s.Count));
+                        return;
+                    }
+                    var wait = result.RetryAfter is { } ra && ra > TimeSpan.Zero
+                        ? TimeSpan.FromMilliseconds(Math.Min(ra.TotalMilliseconds, _options.RetryMaxMs))
+                        : Jitter(delay);
+                    try { await Task.Delay(wait, stoppingToken); }
+                    catch (OperationCanceledException) { }
+                    delay = TimeSpan.FromMilliseconds(Math.Min(_options.RetryMaxMs, delay.TotalMilliseconds * 2));
+                    pending.Push(part);
+                    break;
+            }
+        }
+    }
+
+    private static TimeSpan Jitter(TimeSpan d) => TimeSpan.FromMilliseconds(d.TotalMilliseconds * (0.5 + Random.Shared.NextDouble() / 2));
+
+    private volatile bool _writeFailing;
+
+    private void MarkInflux(bool reachable, string detail)
+    {
+        _writeFailing = !reachable;
+        if (reachable) _health.InfluxUnauthorised = false;
+        if (_health.InfluxReachable != reachable) LogInfluxState(reachable ? "reachable" : "unreachable", detail);
+        _health.InfluxReachable = reachable;
+        _health.InfluxDetail = detail;
+    }
+
+    private async Task PingLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var (ok, detail) = await _client.PingAsync(ct);
+            if (ct.IsCancellationRequested) break;
+            // A ping proves reachability only; while writes fail, the write result decides.
+            if (!ok)
+            {
+                if (_health.InfluxReachable || _health.InfluxDetail.StartsWith("not checked")) LogInfluxState("unreachable", detail);
+                _health.InfluxReachable = false;
+                _health.InfluxDetail = detail;
+            }
+            else if (!_writeFailing && !_health.InfluxReachable)
+            {
+                LogInfluxState("reachable", "ping " + detail);
+                _health.InfluxReachable = true;
+                _health.InfluxDetail = "ping " + detail;
+            }
+            try { await Task.Delay(TimeSpan.FromSeconds(2), ct); } catch (OperationCanceledException) { break; }
+        }
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "InfluxDB write failed (HTTP {Status}): {Error}; retrying {Points} points with backoff")]
+    private partial void LogWriteRetry(int status, string error, int points);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "InfluxDB refused the credentials (HTTP {Status}) at {Endpoint}: {Error}. Writing is stopped until they are accepted; data is kept")]
+    private partial void LogUnauthorised(int status, string endpoint, string error);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "InfluxDB is {State}: {Detail}")]
+    private partial void LogInfluxState(string state, string detail);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "Cannot create database {Database} yet: {Error}; retrying")]
+    private partial void LogCreateDatabaseRetry(string database, string error);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "Not allowed to create database {Database}: {Error}")]
+    private partial void LogCreateDatabaseForbidden(string database, string error);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Shutting down with InfluxDB unavailable: {Points} points were not written")]
+    private partial void LogGaveUp(int points);
+
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Information, Message = "InfluxDB writer stopped after writing {Points} points")]
+    private partial void LogStopped(long points);
+}
