@@ -1,0 +1,60 @@
+namespace CityGateway.Tests.Infrastructure;
+
+/// <summary>A real mosquitto broker on a free loopback port, data in a temporary folder.</summary>
+public sealed class MosquittoBroker : IDisposable
+{
+    private readonly TempDir _dir = new("mosquitto");
+    private ServiceProcess? _process;
+
+    public MosquittoBroker(bool persistence = false)
+    {
+        Port = ServiceProcess.FreePort();
+        System.IO.File.WriteAllText(_dir.File("mosquitto.conf"), $"""
+            listener {Port} 127.0.0.1
+            allow_anonymous true
+            persistence {(persistence ? "true" : "false")}
+            persistence_location {_dir.Path}/
+            autosave_interval 1
+            max_queued_messages 1000000
+            max_inflight_messages 1000
+            log_dest stdout
+            log_type error
+            log_type warning
+            log_type notice
+            """);
+        Start();
+    }
+
+    public int Port { get; }
+
+    public string Url => $"mqtt://127.0.0.1:{Port}";
+
+    public string Log => _process?.Output ?? "";
+
+    public void Start()
+    {
+        _process?.Dispose();
+        _process = ServiceProcess.Start("mosquitto", $"-c {_dir.File("mosquitto.conf")}", _dir.Path);
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!ServiceProcess.PortOpen(Port))
+        {
+            if (_process.HasExited) throw new InvalidOperationException("mosquitto exited at start:\n" + _process.Output);
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("mosquitto did not open its port:\n" + _process.Output);
+            Thread.Sleep(20);
+        }
+    }
+
+    /// <summary>Stops the broker (SIGTERM, so persistence is saved).</summary>
+    public void Stop()
+    {
+        _process?.Terminate(TimeSpan.FromSeconds(10));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (ServiceProcess.PortOpen(Port) && DateTime.UtcNow < deadline) Thread.Sleep(20);
+    }
+
+    public void Dispose()
+    {
+        _process?.Dispose();
+        _dir.Dispose();
+    }
+}

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace CityGateway.Tests.Infrastructure;
+
+/// <summary>A real service binary (mosquitto, influxd) started by a test on loopback, output captured.</summary>
+public sealed class ServiceProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private ServiceProcess(Process process)
+    {
+        _process = process;
+    }
+
+    public static ServiceProcess Start(string file, string arguments, string workingDirectory)
+    {
+        var path = Which(file) ?? throw new InvalidOperationException(
+            $"'{file}' is not installed. Run deploy/test.sh, which installs the test dependencies (mosquitto, influxdb, socat).");
+        var psi = new ProcessStartInfo(path, arguments)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        var sp = new ServiceProcess(p);
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (sp._output) sp._output.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (sp._output) sp._output.AppendLine(e.Data); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return sp;
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public int Id => _process.Id;
+
+    public string Output
+    {
+        get { lock (_output) return _output.ToString(); }
+    }
+
+    /// <summary>SIGKILL, as a crash or power cut would.</summary>
+    public void Kill()
+    {
+        try { if (!_process.HasExited) _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+        _process.WaitForExit(10_000);
+    }
+
+    /// <summary>SIGTERM and wait, for an orderly stop.</summary>
+    public void Terminate(TimeSpan timeout)
+    {
+        if (_process.HasExited) return;
+        Mono.Posix.Kill(_process.Id, 15);
+        if (!_process.WaitForExit((int)timeout.TotalMilliseconds)) Kill();
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+
+    public static string? Which(string file)
+    {
+        if (file.Contains('/')) return File.Exists(file) ? file : null;
+        var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Concat(["/usr/sbin", "/sbin", "/usr/bin"]);
+        return dirs.Select(d => Path.Combine(d, file)).FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>A loopback TCP port that is free right now.</summary>
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public static bool PortOpen(int port)
+    {
+        try
+        {
+            using var c = new TcpClient();
+            c.Connect(IPAddress.Loopback, port);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+}
+
+internal static partial class Mono
+{
+    internal static partial class Posix
+    {
+        [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+        internal static partial int Kill(int pid, int signal);
+    }
+}
