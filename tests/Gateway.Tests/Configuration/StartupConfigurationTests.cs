@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using CityGateway.Tests.Infrastructure;
+
+namespace CityGateway.Tests.Configuration;
+
+/// <summary>
+/// The gateway binary started with a wrong setting stops at once, exit code 2, with a message that
+/// names the configuration key. Runs the real executable, as an operator would.
+/// </summary>
+public sealed class StartupConfigurationTests
+{
+    private static (int ExitCode, string Output) RunGateway(TempDir dir, params string[] args)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "Gateway.dll");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = dir.Path,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(dll);
+        psi.ArgumentList.Add("--urls");
+        psi.ArgumentList.Add("http://127.0.0.1:0");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(60_000))
+        {
+            p.Kill(true);
+            throw new TimeoutException("the gateway did not stop on a configuration error:\n" + stdout.Result + stderr.Result);
+        }
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private static string ValidRegistry(TempDir dir) => Registries.Write(Registries.Environment("env-0001"), dir.File("devices.json"));
+
+    [Fact]
+    public void Missing_broker_url_names_the_key()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Mqtt:Url=", "--Gateway:Registry:Path=" + ValidRegistry(dir));
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Mqtt:Url", output);
+        Assert.Contains("broker URL is missing", output);
+    }
+
+    [Fact]
+    public void Broker_url_with_an_unknown_scheme_names_the_key()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Mqtt:Url=http://broker:1883", "--Gateway:Registry:Path=" + ValidRegistry(dir));
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Mqtt:Url", output);
+    }
+
+    [Fact]
+    public void Unreadable_registry_names_the_key()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + dir.File("no-such-file.json"));
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Path", output);
+        Assert.Contains("no-such-file.json", output);
+    }
+
+    [Fact]
+    public void Registry_with_errors_names_the_key_and_the_entry()
+    {
+        using var dir = new TempDir("cfg");
+        File.WriteAllText(dir.File("devices.json"),
+            """{"city":"lumen","deviceTypes":{"t":{"domain":"weather","fields":{}}},"devices":{"d1":{"type":"missing","district":"x"}}}""");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + dir.File("devices.json"));
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Path", output);
+        Assert.Contains("deviceTypes.t.domain", output);
+        Assert.Contains("devices.d1.type", output);
+    }
+
+    [Fact]
+    public void Unknown_payload_format_names_the_route_key()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Routes:1:Format=protobuf");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Routes:1:Format", output);
+        Assert.Contains("protobuf", output);
+    }
+
+    [Fact]
+    public void Several_errors_are_reported_together()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=", "--Gateway:Influx:Version=v9", "--Gateway:Routes:0:Qos=7");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Path", output);
+        Assert.Contains("Gateway:Influx:Version", output);
+        Assert.Contains("Gateway:Routes:0:Qos", output);
+    }
+}
