@@ -24,6 +24,7 @@ public sealed partial class MqttSource : BackgroundService
     private readonly SemaphoreSlim _protocolFallback = new(0, 1);
     private MosquittoClient? _client;
     private long _droppedAtShutdown;
+    private volatile string? _refusal;
 
     public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, PipelineChannels channels,
         IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
@@ -101,12 +102,14 @@ public sealed partial class MqttSource : BackgroundService
         {
             var reason = MosquittoClient.DescribeConnack(rc);
             _health.BrokerConnected = false;
-            _health.BrokerDetail = $"connection refused by {client.Endpoint}: {reason}";
+            _refusal = $"connection refused by {client.Endpoint}: {reason}";
+            _health.BrokerDetail = _refusal;
             LogRefused(client.Endpoint, rc, reason);
             // 132 (MQTT 5) or 1 (3.1.1): the broker does not speak the protocol version we asked for.
             if (client.ProtocolVersion == 5 && rc is 132 or 1 && _protocolFallback.CurrentCount == 0) _protocolFallback.Release();
             return;
         }
+        _refusal = null;
         LogConnected(client.Endpoint, client.ProtocolVersion == 5 ? "5" : "3.1.1", sessionPresent);
         foreach (var (filter, qos) in _subscriptions)
         {
@@ -124,6 +127,12 @@ public sealed partial class MqttSource : BackgroundService
         if (rc == 0 || _stopping.IsCancellationRequested)
         {
             _health.BrokerDetail = "disconnected";
+            return;
+        }
+        if (_refusal is { } refusal)
+        {
+            // The broker refused us (credentials, protocol): that, not the socket closing, is the news.
+            _health.BrokerDetail = refusal + "; retrying";
             return;
         }
         var endpoint = _client?.Endpoint ?? "";

@@ -19,8 +19,11 @@ public sealed class GatewayRunner : IAsyncDisposable
         _dir = dir;
     }
 
+    public static Task<GatewayRunner> StartAsync(string brokerUrl, string influxUrl, string database, string registryPath,
+        params string[] extra) => StartAsync(brokerUrl, influxUrl, database, registryPath, waitReady: true, extra);
+
     public static async Task<GatewayRunner> StartAsync(string brokerUrl, string influxUrl, string database, string registryPath,
-        params string[] extra)
+        bool waitReady, params string[] extra)
     {
         var dir = new TempDir("gateway");
         var args = new List<string>
@@ -41,6 +44,7 @@ public sealed class GatewayRunner : IAsyncDisposable
         GatewayApp.ValidateConfiguration(app.Services);
         await app.StartAsync();
         var runner = new GatewayRunner(app, dir);
+        if (!waitReady) return runner;
         await Wait.UntilAsync(() => runner.Health.BrokerConnected && runner.Health.InfluxReachable, TimeSpan.FromSeconds(30),
             () => $"gateway not ready: broker {runner.Health.BrokerDetail}, influx {runner.Health.InfluxDetail}");
         return runner;

@@ -6,12 +6,29 @@ public sealed class MosquittoBroker : IDisposable
     private readonly TempDir _dir = new("mosquitto");
     private ServiceProcess? _process;
 
-    public MosquittoBroker(bool persistence = false)
+    /// <param name="listenerSettings">Extra lines for the listener (TLS files), written right after it.</param>
+    /// <param name="users">When set, anonymous clients are refused and these users may connect.</param>
+    public MosquittoBroker(bool persistence = false, string listenerSettings = "", IReadOnlyDictionary<string, string>? users = null)
     {
         Port = ServiceProcess.FreePort();
+        var auth = "allow_anonymous true";
+        if (users is not null)
+        {
+            var passwd = _dir.File("passwd");
+            System.IO.File.WriteAllText(passwd, "");
+            foreach (var (user, password) in users)
+            {
+                using var p = ServiceProcess.Start("mosquitto_passwd", $"-b {passwd} {user} {password}", _dir.Path);
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                while (!p.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            }
+            auth = $"allow_anonymous false\npassword_file {passwd}";
+        }
         System.IO.File.WriteAllText(_dir.File("mosquitto.conf"), $"""
+            user {System.Environment.UserName}
             listener {Port} 127.0.0.1
-            allow_anonymous true
+            {listenerSettings}
+            {auth}
             persistence {(persistence ? "true" : "false")}
             persistence_location {_dir.Path}/
             autosave_interval 1
@@ -28,6 +45,8 @@ public sealed class MosquittoBroker : IDisposable
     public int Port { get; }
 
     public string Url => $"mqtt://127.0.0.1:{Port}";
+
+    public string Folder => _dir.Path;
 
     public string Log => _process?.Output ?? "";
 

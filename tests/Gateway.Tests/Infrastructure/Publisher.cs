@@ -9,21 +9,23 @@ public sealed class Publisher : IDisposable
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _sent, _acked;
 
-    public Publisher(string url)
+    public Publisher(MqttConnectionOptions options)
     {
-        _client = new MosquittoClient(new MqttConnectionOptions
-        {
-            Url = url, ClientId = "test-pub-" + Guid.NewGuid().ToString("N")[..8], CleanSession = true, MaxInflight = 500,
-        });
+        _client = new MosquittoClient(options);
         _client.Connected = (rc, _) => { if (rc == 0) _connected.TrySetResult(); };
         _client.Published = (_, _) => Interlocked.Increment(ref _acked);
     }
 
-    public static async Task<Publisher> ConnectAsync(string url)
+    public static Task<Publisher> ConnectAsync(string url) => ConnectAsync(new MqttConnectionOptions { Url = url });
+
+    public static async Task<Publisher> ConnectAsync(MqttConnectionOptions options)
     {
-        var p = new Publisher(url);
+        options.ClientId = "test-pub-" + Guid.NewGuid().ToString("N")[..8];
+        options.CleanSession = true;
+        options.MaxInflight = 500;
+        var p = new Publisher(options);
         var error = p._client.TryConnect();
-        if (error is not null) throw new InvalidOperationException($"publisher cannot connect to {url}: {error}");
+        if (error is not null) throw new InvalidOperationException($"publisher cannot connect to {options.Url}: {error}");
         await p._connected.Task.WaitAsync(TimeSpan.FromSeconds(10));
         return p;
     }
