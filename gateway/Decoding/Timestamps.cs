@@ -47,14 +47,15 @@ public static class Timestamps
             return FromInteger(l, format, out ns, out error);
         if (format is "auto" or "iso8601")
         {
+            // RFC 3339 with nanosecond fractions (ChirpStack, The Things Stack) has more digits than
+            // DateTimeOffset keeps: it would round them to 100 ns, so the fraction is read separately.
+            if (TryParseRfc3339Nanos(s, out ns)) return true;
             if (DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture,
                     DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto))
             {
                 ns = Pipeline.UnixTime.ToNs(dto);
                 return true;
             }
-            // RFC 3339 with nanosecond fractions (ChirpStack) has more digits than DateTimeOffset takes.
-            if (TryParseRfc3339Nanos(s, out ns)) return true;
         }
         error = $"'{Truncate(s)}' is not a {(format == "auto" ? "recognised" : format)} timestamp";
         return false;
@@ -65,7 +66,9 @@ public static class Timestamps
     {
         ns = 0;
         int dot = s.IndexOf('.');
-        if (dot < 0) return false;
+        // The fraction must follow the seconds of a time of day: ...hh:mm:ss.fffffffff
+        if (dot < 8 || s[dot - 3] != ':' || s[dot - 6] != ':' || !char.IsAsciiDigit(s[dot - 1]) || !char.IsAsciiDigit(s[dot - 2]))
+            return false;
         int end = dot + 1;
         while (end < s.Length && char.IsAsciiDigit(s[end])) end++;
         var frac = s.AsSpan(dot + 1, end - dot - 1);

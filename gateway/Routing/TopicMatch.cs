@@ -26,14 +26,15 @@ public static class Topics
     /// <summary>True when <paramref name="topic"/> matches the MQTT filter (+ one level, # the rest).</summary>
     public static bool Matches(string filter, string topic)
     {
-        // Topics starting with $ are not matched by wildcards at the first level (MQTT 3.1.1 §4.7.2).
-        if (topic.StartsWith('$') && (filter.StartsWith('+') || filter.StartsWith('#'))) return false;
         if (filter.StartsWith("$share/", StringComparison.Ordinal))
         {
             var second = filter.IndexOf('/', 7);
             if (second < 0) return false;
             filter = filter[(second + 1)..];
         }
+        // Topics starting with $ are not matched by wildcards at the first level (MQTT 3.1.1 §4.7.2),
+        // shared subscriptions included: the check applies to the filter after $share/{group}/.
+        if (topic.StartsWith('$') && (filter.StartsWith('+') || filter.StartsWith('#'))) return false;
         var fl = filter.Split('/');
         var tl = topic.Split('/');
         for (int i = 0; i < fl.Length; i++)

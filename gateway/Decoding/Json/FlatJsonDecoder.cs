@@ -36,7 +36,10 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
                 {
                     if (reader.TokenType == JsonTokenType.Null) continue;
                     if (!Timestamps.TryRead(ref reader, route.TimestampFormat, out var ns, out var error))
+                    {
+                        readings.RemoveRange(start, readings.Count - start);
                         return new DecodeError(QuarantineReasons.BadTimestamp, $"'{name}': {error}");
+                    }
                     ts = ns;
                 }
                 else if (route.TagFields.Contains(name))

@@ -8,6 +8,10 @@ namespace CityGateway.Decoding.SenML;
 /// A resolved time below 2^28 is relative to now (the receive time). The device is the base name
 /// without its trailing separator; for urn:dev: names, the last segment (urn:dev:ow:10e2073a01080063
 /// gives 10e2073a01080063). Without a base name, the route's {device} topic level names the device.
+/// A resolved name that is exactly a device URN, urn:dev:&lt;type&gt;:&lt;id&gt; (optionally with a trailing
+/// separator), names only the device: the device is &lt;id&gt; and the record's unit (u, else bu) names the
+/// field, as in RFC 8428's [{"n":"urn:dev:ow:10e2073a01080063","u":"Cel","v":23.1}] (device
+/// 10e2073a01080063, field Cel). Such a record without a unit has no field name and is malformed.
 /// </summary>
 public sealed class SenmlDecoder : IPayloadDecoder
 {
@@ -84,22 +88,24 @@ public sealed class SenmlDecoder : IPayloadDecoder
 
                 var name = bn + (rec.N ?? "");
                 if (name.Length == 0) return Fail(readings, start, $"record {index} has no name (neither bn nor n)");
-                var (device, field) = SplitName(bn, rec.N, context.TopicDevice);
+                var unit = rec.U ?? bu;
+                var (device, field) = SplitName(bn, rec.N, unit, context.TopicDevice);
                 if (device is null)
-                    return new DecodeError(QuarantineReasons.MissingDeviceId,
+                    return Fail(readings, start, QuarantineReasons.MissingDeviceId,
                         $"record {index}: no device id (no base name and no {{device}} in the route's topic template)");
+                if (field.Length == 0)
+                    return Fail(readings, start, $"record {index}: name '{Timestamps.Truncate(name)}' names no field (a device URN needs a unit)");
 
                 double t = bt + (rec.T ?? 0);
                 if (!double.IsFinite(t)) return Fail(readings, start, $"record {index} time is not finite");
-                long tsNs;
-                if (t < RelativeTimeLimit)
-                    tsNs = context.ReceivedAtNs + (long)Math.Round(t * 1e9); // relative to now, usually <= 0
-                else if (t * 1e9 < 9.2e18)
-                    tsNs = (long)Math.Round(t * 1e9);
-                else
-                    return new DecodeError(QuarantineReasons.BadTimestamp, $"record {index} time {t} is out of range");
+                // Below 2^28 s the time is relative to now (usually <= 0).
+                bool relative = t < RelativeTimeLimit;
+                double offsetNs = Math.Round(t * 1e9);
+                double resolvedNs = relative ? context.ReceivedAtNs + offsetNs : offsetNs;
+                if (!(Math.Abs(offsetNs) < 9.2e18 && Math.Abs(resolvedNs) < 9.2e18))
+                    return Fail(readings, start, QuarantineReasons.BadTimestamp, $"record {index} time {t} is out of range");
+                long tsNs = relative ? context.ReceivedAtNs + (long)offsetNs : (long)offsetNs;
 
-                var unit = rec.U ?? bu;
                 Reading reading;
                 if (rec.VNonFinite)
                     reading = Reading.Invalid(device, field, QuarantineReasons.NonFinite, $"'{field}' is not a finite number", tsNs);
@@ -134,13 +140,14 @@ public sealed class SenmlDecoder : IPayloadDecoder
     }
 
     /// <summary>Splits a SenML name into device and field (see the type's summary).</summary>
-    public static (string? Device, string Field) SplitName(string bn, string? n, string? topicDevice)
+    public static (string? Device, string Field) SplitName(string bn, string? n, string? unit, string? topicDevice)
     {
+        if (TryDeviceUrnId((bn + n).TrimEnd(NameSeparators), out var urnId)) return (urnId, unit ?? "");
         string? device;
         string field;
         if (bn.Length > 0)
         {
-            device = bn.TrimEnd(':', '/', '.', '-', '_');
+            device = bn.TrimEnd(NameSeparators);
             field = n ?? "";
             if (field.Length == 0)
             {
@@ -162,10 +169,29 @@ public sealed class SenmlDecoder : IPayloadDecoder
         return (string.IsNullOrEmpty(device) ? null : device, field);
     }
 
-    private static DecodeError Fail(List<Reading> readings, int start, string detail)
+    private static readonly char[] NameSeparators = [':', '/', '.', '-', '_'];
+
+    /// <summary>True when <paramref name="name"/> is exactly urn:dev:&lt;type&gt;:&lt;id&gt;; gives &lt;id&gt;.</summary>
+    private static bool TryDeviceUrnId(string name, out string id)
+    {
+        id = "";
+        if (!name.StartsWith("urn:dev:", StringComparison.OrdinalIgnoreCase)) return false;
+        var rest = name.AsSpan(8);
+        int colon = rest.IndexOf(':');
+        if (colon <= 0) return false;
+        var tail = rest[(colon + 1)..];
+        if (tail.Length == 0 || tail.IndexOfAny(':', '/') >= 0) return false;
+        id = tail.ToString();
+        return true;
+    }
+
+    private static DecodeError Fail(List<Reading> readings, int start, string detail) =>
+        Fail(readings, start, QuarantineReasons.MalformedPayload, detail);
+
+    private static DecodeError Fail(List<Reading> readings, int start, string reason, string detail)
     {
         readings.RemoveRange(start, readings.Count - start);
-        return new DecodeError(QuarantineReasons.MalformedPayload, detail);
+        return new DecodeError(reason, detail);
     }
 
     private static string ExpectString(ref Utf8JsonReader reader, string key) =>

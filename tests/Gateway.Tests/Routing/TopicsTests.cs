@@ -1,0 +1,140 @@
+using CityGateway.Routing;
+
+namespace CityGateway.Tests.Routing;
+
+public class TopicsTests
+{
+    [Theory]
+    [InlineData("city/traffic/north/tc-01", "city/traffic/north/tc-01")]
+    [InlineData("city/+/north/tc-01", "city/traffic/north/tc-01")]
+    [InlineData("city/+/+/+", "city/traffic/north/tc-01")]
+    [InlineData("+/+/+/+", "city/traffic/north/tc-01")]
+    [InlineData("city/#", "city/traffic/north/tc-01")]
+    [InlineData("city/#", "city/traffic")]
+    [InlineData("city/#", "city")]                        // "a/#" also matches the parent level
+    [InlineData("city/traffic/#", "city/traffic")]
+    [InlineData("#", "city/traffic/north/tc-01")]
+    [InlineData("#", "city")]
+    [InlineData("city/+/#", "city/traffic")]
+    [InlineData("city/+", "city/")]                        // an empty level is a level
+    [InlineData("+/traffic", "/traffic")]
+    [InlineData("/city", "/city")]
+    [InlineData("$SYS/#", "$SYS/broker/uptime")]           // $-topics match filters that name them
+    [InlineData("$SYS/broker/+", "$SYS/broker/uptime")]
+    [InlineData("$share/ingest/city/#", "city/traffic/north/tc-01")]
+    [InlineData("$share/ingest/city/+/north/+", "city/traffic/north/tc-01")]
+    [InlineData("$share/ingest/#", "city/traffic")]
+    public void Matches(string filter, string topic)
+    {
+        Assert.True(Topics.Matches(filter, topic));
+    }
+
+    [Theory]
+    [InlineData("city/traffic/north/tc-01", "city/traffic/north/tc-02")]
+    [InlineData("city/traffic", "city/traffic/north")]
+    [InlineData("city/traffic/north", "city/traffic")]
+    [InlineData("city/+", "city")]                         // + needs a level
+    [InlineData("city/+", "city/traffic/north")]
+    [InlineData("city/+/north", "city/traffic/south")]
+    [InlineData("City/#", "city/traffic")]                 // case-sensitive
+    [InlineData("city/#", "cityx/traffic")]
+    [InlineData("city/traffic/#", "city")]
+    [InlineData("+/traffic", "traffic")]
+    [InlineData("#", "$SYS/broker/uptime")]                // leading wildcards do not match $-topics
+    [InlineData("+/broker/uptime", "$SYS/broker/uptime")]
+    [InlineData("+/#", "$SYS/broker")]
+    [InlineData("$share/ingest/#", "$SYS/broker/uptime")]  // nor do they behind a shared-subscription prefix
+    [InlineData("$share/ingest/+/broker/uptime", "$SYS/broker/uptime")]
+    [InlineData("$share/ingest/city/#", "other/traffic")]
+    [InlineData("$share/ingest", "ingest")]                // no filter after the group
+    [InlineData("$share/ingest", "$share/ingest")]
+    public void Does_not_match(string filter, string topic)
+    {
+        Assert.False(Topics.Matches(filter, topic));
+    }
+
+    [Theory]
+    [InlineData("city/traffic/north/tc-01")]
+    [InlineData("city/+/+/+")]
+    [InlineData("city/#")]
+    [InlineData("#")]
+    [InlineData("+")]
+    [InlineData("+/+/#")]
+    [InlineData("/city/")]
+    [InlineData("$share/ingest/city/#")]
+    [InlineData("application/+/device/+/event/up")]
+    public void Valid_filters(string filter)
+    {
+        Assert.Null(Topics.ValidateFilter(filter));
+    }
+
+    [Theory]
+    [InlineData("", "empty")]
+    [InlineData("city/#/north", "'#'")]                     // # must be last
+    [InlineData("city/traffic#", "'#'")]                    // # must be a whole level
+    [InlineData("#/city", "'#'")]
+    [InlineData("city/##", "'#'")]
+    [InlineData("city/tr+/north", "'+'")]                   // + must be a whole level
+    [InlineData("city/++", "'+'")]
+    [InlineData("+city", "'+'")]
+    public void Invalid_filters_say_why(string filter, string because)
+    {
+        var error = Topics.ValidateFilter(filter);
+        Assert.NotNull(error);
+        Assert.Contains(because, error);
+    }
+
+    [Fact]
+    public void Capture_names_the_template_levels()
+    {
+        var m = Topics.Capture("city/{domain}/{district}/{device}", "city/traffic/north/tc-01");
+
+        Assert.Equal("traffic", m.Get("domain"));
+        Assert.Equal("north", m.Get("district"));
+        Assert.Equal("tc-01", m.Get("device"));
+        Assert.Null(m.Get("city"));
+        Assert.Equal(
+            [new("domain", "traffic"), new("district", "north"), new KeyValuePair<string, string>("device", "tc-01")],
+            m.Values);
+    }
+
+    [Fact]
+    public void Capture_stops_at_the_shorter_of_template_and_topic()
+    {
+        var shortTopic = Topics.Capture("city/{domain}/{district}/{device}", "city/traffic");
+        Assert.Equal("traffic", shortTopic.Get("domain"));
+        Assert.Null(shortTopic.Get("district"));
+        Assert.Null(shortTopic.Get("device"));
+
+        var longTopic = Topics.Capture("v3/{application}/devices/{device}", "v3/app1@ttn/devices/dev1/up");
+        Assert.Equal("app1@ttn", longTopic.Get("application"));
+        Assert.Equal("dev1", longTopic.Get("device"));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("city/traffic/north")]
+    [InlineData("city/{}/north")]
+    public void Capture_without_named_levels_is_empty(string? template)
+    {
+        var m = Topics.Capture(template, "city/traffic/north");
+        Assert.Empty(m.Values);
+        Assert.Null(m.Get("device"));
+    }
+
+    [Fact]
+    public void Capture_takes_empty_levels_as_they_are()
+    {
+        var m = Topics.Capture("{a}/{b}", "/x");
+        Assert.Equal("", m.Get("a"));
+        Assert.Equal("x", m.Get("b"));
+    }
+
+    [Fact]
+    public void Empty_match_has_no_values()
+    {
+        Assert.Empty(TopicMatch.Empty.Values);
+        Assert.Null(TopicMatch.Empty.Get("device"));
+    }
+}
