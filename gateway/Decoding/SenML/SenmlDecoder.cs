@@ -49,7 +49,10 @@ public sealed class SenmlDecoder : IPayloadDecoder
                         case "bu": rec.Bu = ExpectString(ref reader, key); break;
                         case "bv": rec.Bv = ExpectNumber(ref reader, key); break;
                         case "bs": rec.Bs = ExpectNumber(ref reader, key); break;
-                        case "bver": ExpectNumber(ref reader, key); break;
+                        case "bver":
+                            // RFC 8428 §4.4: a pack of a newer version than we understand (10) must not be used.
+                            if (ExpectNumber(ref reader, key) > 10) return Fail(readings, start, $"record {index}: SenML version (bver) above 10 is not supported");
+                            break;
                         case "n": rec.N = ExpectString(ref reader, key); break;
                         case "u": rec.U = ExpectString(ref reader, key); break;
                         case "t": rec.T = ExpectNumber(ref reader, key); break;

@@ -14,6 +14,16 @@ public class SenmlDecoderTests
     /// <summary>1.276020076001e+09 s, the base time of RFC 8428's examples, in ns.</summary>
     private const long RfcBaseTimeNs = 1_276_020_076_001_000_000;
 
+    [Fact]
+    public void Pack_of_a_newer_SenML_version_is_refused_and_version_10_is_accepted()
+    {
+        var error = Fails(Decoder, """[{"bver":11,"bn":"urn:dev:ow:10e2073a01080063:","n":"temp","u":"Cel","v":20}]""");
+        Assert.Equal(QuarantineReasons.MalformedPayload, error.Reason);
+        Assert.Contains("bver", error.Detail);
+        var ok = Ok(Decoder, """[{"bver":10,"bn":"urn:dev:ow:10e2073a01080063:","n":"temp","u":"Cel","v":20}]""");
+        Assert.Equal(20, ok.Single("temp").Number);
+    }
+
     private static void AssertTime(long expectedNs, Reading r)
     {
         Assert.NotNull(r.TimestampNs);
