@@ -103,11 +103,14 @@ public sealed class SenmlDecoder : IPayloadDecoder
                 if (!double.IsFinite(t)) return Fail(readings, start, $"record {index} time is not finite");
                 // Below 2^28 s the time is relative to now (usually <= 0).
                 bool relative = t < RelativeTimeLimit;
-                double offsetNs = Math.Round(t * 1e9);
-                double resolvedNs = relative ? context.ReceivedAtNs + offsetNs : offsetNs;
-                if (!(Math.Abs(offsetNs) < 9.2e18 && Math.Abs(resolvedNs) < 9.2e18))
+                // SenML times are doubles in seconds: an epoch time carries about 0.2 µs of
+                // floating-point noise, so times are kept to the microsecond (exact for ms times).
+                double offsetUs = Math.Round(t * 1e6);
+                double resolvedUs = relative ? context.ReceivedAtNs / 1000.0 + offsetUs : offsetUs;
+                if (!(Math.Abs(offsetUs) < 9.2e15 && Math.Abs(resolvedUs) < 9.2e15))
                     return Fail(readings, start, QuarantineReasons.BadTimestamp, $"record {index} time {t} is out of range");
-                long tsNs = relative ? context.ReceivedAtNs + (long)offsetNs : (long)offsetNs;
+                // Whole microseconds times 1000 in integer arithmetic: a double cannot hold epoch nanoseconds exactly.
+                long tsNs = relative ? context.ReceivedAtNs + (long)offsetUs * 1000 : (long)offsetUs * 1000;
 
                 Reading reading;
                 if (rec.VNonFinite)
