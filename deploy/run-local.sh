@@ -41,12 +41,17 @@ cleanup() {
   trap - INT TERM EXIT
   echo
   echo "Stopping the local stack..."
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # One at a time, newest first, each waited for: the gateway writes what it holds before
+  # InfluxDB and the broker go away.
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
   rm -f "$lock"
   echo "Stopped. Data is kept in $state (delete it for a fresh start)."
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 ensure_dotnet
 ensure_packages mosquitto libmosquitto1 influxdb
