@@ -72,23 +72,8 @@ CONF
 mosquitto -c "$state/mosquitto/mosquitto.conf" >"$state/logs/mosquitto.log" 2>&1 &
 pids+=($!)
 
-cat > "$state/influxdb/influxdb.conf" <<CONF
-reporting-disabled = true
-bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
-[meta]
-  dir = "$state/influxdb/meta"
-[data]
-  dir = "$state/influxdb/data"
-  wal-dir = "$state/influxdb/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:$INFLUX_PORT"
-  log-enabled = false
-[continuous_queries]
-  enabled = false
-CONF
+sed -e "s|@DATA@|$state/influxdb|g" -e "s|@HTTP_PORT@|$INFLUX_PORT|g" -e "s|@RPC_PORT@|$INFLUX_RPC_PORT|g" \
+  deploy/influxdb/influxdb.conf.template > "$state/influxdb/influxdb.conf"
 influxd -config "$state/influxdb/influxdb.conf" >"$state/logs/influxdb.log" 2>&1 &
 pids+=($!)
 

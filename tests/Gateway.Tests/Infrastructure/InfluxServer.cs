@@ -13,26 +13,10 @@ public sealed class InfluxServer : IDisposable
     {
         Port = ServiceProcess.FreePort();
         int rpc = ServiceProcess.FreePort();
-        System.IO.File.WriteAllText(_dir.File("influxdb.conf"), $"""
-            reporting-disabled = true
-            bind-address = "127.0.0.1:{rpc}"
-            [meta]
-              dir = "{_dir.Path}/meta"
-            [data]
-              dir = "{_dir.Path}/data"
-              wal-dir = "{_dir.Path}/wal"
-              query-log-enabled = false
-              wal-fsync-delay = "100ms"
-            [coordinator]
-              log-queries-after = "0s"
-            [monitor]
-              store-enabled = false
-            [http]
-              bind-address = "127.0.0.1:{Port}"
-              log-enabled = false
-            [continuous_queries]
-              enabled = false
-            """);
+        // The same configuration as deploy/run-local.sh uses, copied next to the tests at build time.
+        var template = System.IO.File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "influxdb.conf.template"));
+        System.IO.File.WriteAllText(_dir.File("influxdb.conf"), template
+            .Replace("@DATA@", _dir.Path).Replace("@HTTP_PORT@", Port.ToString()).Replace("@RPC_PORT@", rpc.ToString()));
         Start();
     }
 
