@@ -1,6 +1,7 @@
 using CityGateway.Configuration;
 using CityGateway.Decoding;
 using CityGateway.Health;
+using CityGateway.Journal;
 using CityGateway.Normalisation;
 using CityGateway.Pipeline;
 using CityGateway.Quarantine;
@@ -42,6 +43,8 @@ public static class GatewayApp
         services.AddOptions<QuarantineOptions>().Bind(config.GetSection("Quarantine"));
         services.AddOptions<PipelineOptions>().Bind(config.GetSection("Pipeline")).ValidateOnStart();
         services.AddOptions<SelfMetricsOptions>().Bind(config.GetSection("SelfMetrics"));
+        services.AddOptions<JournalOptions>().Bind(config.GetSection("Journal")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<JournalOptions>, JournalOptionsValidator>();
         services.AddSingleton<IValidateOptions<MqttConnectionOptions>, MqttOptionsValidator>();
         services.AddSingleton<IValidateOptions<RoutesOptions>, RoutesOptionsValidator>();
         services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
@@ -54,6 +57,13 @@ public static class GatewayApp
         services.AddSingleton<GatewayHealth>();
         services.AddSingleton<QuarantineStore>();
         services.AddSingleton<PipelineChannels>();
+        services.AddSingleton<IFrameLog>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<JournalOptions>>().Value;
+            return o.Enabled
+                ? new FileJournal(o, sp.GetRequiredService<ILoggerFactory>().CreateLogger<FileJournal>())
+                : new MemoryFrameLog(o.MemoryQueueCapacity);
+        });
         services.AddSingleton<RegistryHolder>();
         services.AddSingleton(sp =>
         {
@@ -89,6 +99,7 @@ public static class GatewayApp
         Check<RegistryOptions>();
         Check<InfluxOptions>();
         Check<PipelineOptions>();
+        Check<JournalOptions>();
         if (failures.Count > 0) throw new OptionsValidationException("Gateway", typeof(object), failures);
     }
 

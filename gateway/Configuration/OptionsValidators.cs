@@ -1,4 +1,5 @@
 using CityGateway.Decoding;
+using CityGateway.Journal;
 using CityGateway.Normalisation;
 using CityGateway.Pipeline;
 using CityGateway.Routing;
@@ -106,9 +107,41 @@ internal sealed class PipelineOptionsValidator : IValidateOptions<PipelineOption
     public ValidateOptionsResult Validate(string? name, PipelineOptions o)
     {
         var errors = new List<string>();
-        if (o.FrameQueueCapacity < 1) errors.Add("Gateway:Pipeline:FrameQueueCapacity: must be at least 1");
         if (o.PointQueueCapacity < 1) errors.Add("Gateway:Pipeline:PointQueueCapacity: must be at least 1");
         if (o.MaxPayloadBytes < 1) errors.Add("Gateway:Pipeline:MaxPayloadBytes: must be at least 1");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class JournalOptionsValidator : IValidateOptions<JournalOptions>
+{
+    public ValidateOptionsResult Validate(string? name, JournalOptions o)
+    {
+        var errors = new List<string>();
+        if (o.Enabled)
+        {
+            if (string.IsNullOrWhiteSpace(o.Path)) errors.Add("Gateway:Journal:Path: missing");
+            else
+            {
+                try
+                {
+                    Directory.CreateDirectory(o.Path);
+                    var probe = System.IO.Path.Combine(o.Path, ".write-probe");
+                    File.WriteAllText(probe, "");
+                    File.Delete(probe);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    errors.Add($"Gateway:Journal:Path: '{o.Path}' is not a writable folder: {e.Message}");
+                }
+            }
+            if (o.SegmentBytes < 4096) errors.Add("Gateway:Journal:SegmentBytes: must be at least 4096");
+            if (o.MaxBytes < 2 * o.SegmentBytes)
+                errors.Add($"Gateway:Journal:MaxBytes: must be at least twice Gateway:Journal:SegmentBytes ({o.SegmentBytes})");
+            if (o.Fsync == FsyncPolicy.Interval && o.FsyncIntervalMs < 1) errors.Add("Gateway:Journal:FsyncIntervalMs: must be at least 1");
+        }
+        else if (o.MemoryQueueCapacity < 1) errors.Add("Gateway:Journal:MemoryQueueCapacity: must be at least 1");
+        if (o.MaxAge <= TimeSpan.Zero) errors.Add("Gateway:Journal:MaxAge: must be positive");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

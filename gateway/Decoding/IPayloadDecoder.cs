@@ -57,4 +57,5 @@ public static class QuarantineReasons
     public const string Unsupported = "unsupported_value";
     public const string RejectedByInflux = "rejected_by_influx";
     public const string ProcessingError = "processing_error";
+    public const string JournalExpired = "journal_expired";
 }

@@ -1,3 +1,4 @@
+using CityGateway.Journal;
 using CityGateway.Quarantine;
 
 namespace CityGateway.Health;
@@ -7,10 +8,11 @@ public static class HealthEndpoints
     public static void Map(WebApplication app)
     {
         app.MapGet("/healthz", () => Results.Json(new { status = "alive" }));
-        app.MapGet("/readyz", (GatewayHealth health, GatewayMetrics metrics, QuarantineStore quarantine) =>
+        app.MapGet("/readyz", (GatewayHealth health, GatewayMetrics metrics, QuarantineStore quarantine, IFrameLog log) =>
         {
             bool influxOk = health.InfluxReachable && !health.InfluxUnauthorised;
-            bool ready = health.BrokerConnected && influxOk;
+            var journal = log.Stats;
+            bool ready = health.BrokerConnected && influxOk && !journal.Full;
             var body = new
             {
                 ready,
@@ -20,6 +22,15 @@ public static class HealthEndpoints
                     reachable = health.InfluxReachable,
                     unauthorised = health.InfluxUnauthorised,
                     detail = health.InfluxDetail,
+                },
+                journal = new
+                {
+                    durable = journal.Durable,
+                    bytes = journal.Bytes,
+                    maxBytes = journal.MaxBytes,
+                    segments = journal.Segments,
+                    pending = journal.Pending,
+                    full = journal.Full,
                 },
                 received = metrics.Received,
                 pointsWritten = metrics.PointsWritten,

@@ -1,3 +1,4 @@
+using CityGateway.Journal;
 using CityGateway.Pipeline;
 using CityGateway.Quarantine;
 using CityGateway.Storage.Influx;
@@ -23,6 +24,7 @@ public sealed class SelfMetricsOptions
 /// </summary>
 public sealed partial class SelfMetricsService(
     PipelineChannels channels,
+    IFrameLog log,
     GatewayMetrics metrics,
     GatewayHealth health,
     QuarantineStore quarantine,
@@ -61,6 +63,11 @@ public sealed partial class SelfMetricsService(
         p.Fields.Add(PointField.Of("quarantined", quarantine.Total));
         p.Fields.Add(PointField.Of("broker_connected", health.BrokerConnected));
         p.Fields.Add(PointField.Of("influx_reachable", health.InfluxReachable));
+        var journal = log.Stats;
+        p.Fields.Add(PointField.Of("journal_bytes", journal.Bytes));
+        p.Fields.Add(PointField.Of("journal_max_bytes", journal.MaxBytes));
+        p.Fields.Add(PointField.Of("journal_pending", journal.Pending));
+        p.Fields.Add(PointField.Of("journal_full", journal.Full));
         var batch = new List<Point> { p };
         foreach (var (reason, count) in quarantine.CountsByReason)
         {
@@ -69,7 +76,7 @@ public sealed partial class SelfMetricsService(
             batch.Add(r);
         }
         // Self-metrics never wait for room: when the queue is full, this sample is skipped.
-        foreach (var point in batch) channels.Points.Writer.TryWrite(point);
+        foreach (var point in batch) channels.Points.Writer.TryWrite(new PipelineItem(point, -1));
 
         long q = quarantine.Total;
         if (q > _lastQuarantined) LogQuarantineSummary(q - _lastQuarantined, q, quarantine.FilePath);

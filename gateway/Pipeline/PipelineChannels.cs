@@ -6,9 +6,6 @@ namespace CityGateway.Pipeline;
 
 public sealed class PipelineOptions
 {
-    /// <summary>Frames waiting for decoding; when full, sources wait (backpressure to the broker).</summary>
-    public int FrameQueueCapacity { get; set; } = 10000;
-
     /// <summary>Points waiting for the InfluxDB writer; when full, decoding waits.</summary>
     public int PointQueueCapacity { get; set; } = 50000;
 
@@ -16,26 +13,24 @@ public sealed class PipelineOptions
     public int MaxPayloadBytes { get; set; } = 256 * 1024;
 }
 
-/// <summary>The bounded queues between the stages. Both wait when full: nothing is dropped for lack of room.</summary>
+/// <summary>
+/// A point for the writer, with the journal sequence of the frame it came from. An item without a
+/// point marks a frame that produced none (all quarantined), so its sequence can be committed too.
+/// Self-metrics carry sequence -1.
+/// </summary>
+public readonly record struct PipelineItem(Point? Point, long Sequence);
+
+/// <summary>The bounded queue between normaliser and writer. It waits when full: nothing is dropped for lack of room.</summary>
 public sealed class PipelineChannels
 {
     public PipelineChannels(IOptions<PipelineOptions> options)
     {
-        var o = options.Value;
-        Frames = Channel.CreateBounded<RawFrame>(new BoundedChannelOptions(o.FrameQueueCapacity)
-        {
-            FullMode = BoundedChannelFullMode.Wait,
-            SingleReader = true,
-        });
-        Points = Channel.CreateBounded<Point>(new BoundedChannelOptions(o.PointQueueCapacity)
+        Points = Channel.CreateBounded<PipelineItem>(new BoundedChannelOptions(options.Value.PointQueueCapacity)
         {
             FullMode = BoundedChannelFullMode.Wait,
             SingleReader = true,
         });
     }
 
-    public Channel<RawFrame> Frames { get; }
-    public Channel<Point> Points { get; }
-
-    public int Depth => Frames.Reader.Count + Points.Reader.Count;
+    public Channel<PipelineItem> Points { get; }
 }

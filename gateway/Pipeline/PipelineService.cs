@@ -1,6 +1,7 @@
 using System.Text.Unicode;
 using CityGateway.Decoding;
 using CityGateway.Health;
+using CityGateway.Journal;
 using CityGateway.Normalisation;
 using CityGateway.Quarantine;
 using CityGateway.Routing;
@@ -15,42 +16,55 @@ namespace CityGateway.Pipeline;
 /// </summary>
 public sealed partial class PipelineService : BackgroundService
 {
+    private readonly IFrameLog _log;
     private readonly PipelineChannels _channels;
     private readonly RouteTable _routes;
     private readonly Normaliser _normaliser;
     private readonly QuarantineStore _quarantine;
     private readonly GatewayMetrics _metrics;
     private readonly PipelineOptions _options;
+    private readonly long _maxAgeNs;
     private readonly ILogger<PipelineService> _logger;
 
-    public PipelineService(PipelineChannels channels, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
-        GatewayMetrics metrics, IOptions<PipelineOptions> options, ILogger<PipelineService> logger)
+    public PipelineService(IFrameLog log, PipelineChannels channels, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
+        GatewayMetrics metrics, IOptions<PipelineOptions> options, IOptions<JournalOptions> journal, ILogger<PipelineService> logger)
     {
+        _log = log;
         _channels = channels;
         _routes = routes;
         _normaliser = normaliser;
         _quarantine = quarantine;
         _metrics = metrics;
         _options = options.Value;
+        _maxAgeNs = journal.Value.MaxAge.Ticks * 100;
         _logger = logger;
-        metrics.QueueDepth = () => channels.Depth;
+        metrics.QueueDepth = () => (int)Math.Min(int.MaxValue, log.Stats.Pending);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await Task.Yield();
         var readings = new List<Reading>(32);
         var points = new List<Point>(8);
         var writer = _channels.Points.Writer;
+        // The sources stop before this service (reverse start order): at shutdown, close the log
+        // and finish what is in it, so the writer can store it within the shutdown deadline.
+        using var onStop = stoppingToken.Register(_log.Complete);
         try
         {
-            // Runs until the sources complete the frame queue at shutdown, so queued frames are not lost.
-            await foreach (var frame in _channels.Frames.Reader.ReadAllAsync(CancellationToken.None))
+            while (await _log.ReadAsync(CancellationToken.None) is { } logged)
             {
+                var (sequence, frame) = logged;
                 readings.Clear();
                 points.Clear();
                 try
                 {
-                    Process(frame, readings, points);
+                    if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs)
+                        _quarantine.Add(QuarantineReasons.JournalExpired,
+                            $"received {UnixTime.FromNs(frame.ReceivedAtNs):O}, not stored within Gateway:Journal:MaxAge; replay it from the quarantine",
+                            frame);
+                    else
+                        Process(frame, readings, points);
                 }
                 catch (Exception e)
                 {
@@ -58,9 +72,13 @@ public sealed partial class PipelineService : BackgroundService
                     _quarantine.Add(QuarantineReasons.ProcessingError, e.GetType().Name + ": " + e.Message, frame);
                     points.Clear();
                 }
-                foreach (var p in points)
+                if (points.Count == 0)
                 {
-                    if (!writer.TryWrite(p)) await writer.WriteAsync(p, CancellationToken.None);
+                    await WriteAsync(writer, new PipelineItem(null, sequence));
+                }
+                else
+                {
+                    foreach (var p in points) await WriteAsync(writer, new PipelineItem(p, sequence));
                 }
                 _metrics.PointsProduced(points.Count);
             }
@@ -70,6 +88,9 @@ public sealed partial class PipelineService : BackgroundService
             writer.TryComplete();
         }
     }
+
+    private static ValueTask WriteAsync(System.Threading.Channels.ChannelWriter<PipelineItem> writer, PipelineItem item) =>
+        writer.TryWrite(item) ? ValueTask.CompletedTask : writer.WriteAsync(item, CancellationToken.None);
 
     internal void Process(RawFrame frame, List<Reading> readings, List<Point> points)
     {

@@ -1,4 +1,5 @@
 using CityGateway.Health;
+using CityGateway.Journal;
 using CityGateway.Pipeline;
 using CityGateway.Routing;
 using Microsoft.Extensions.Options;
@@ -14,7 +15,7 @@ public sealed partial class MqttSource : BackgroundService
 {
     private readonly MqttConnectionOptions _options;
     private readonly (string Filter, int Qos)[] _subscriptions;
-    private readonly PipelineChannels _channels;
+    private readonly IFrameLog _log;
     private readonly PipelineOptions _pipeline;
     private readonly int _keepBytes;
     private readonly GatewayMetrics _metrics;
@@ -22,17 +23,19 @@ public sealed partial class MqttSource : BackgroundService
     private readonly ILogger<MqttSource> _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _protocolFallback = new(0, 1);
+    private readonly SemaphoreSlim _journalFull = new(0, 1);
+    private volatile bool _paused;
     private MosquittoClient? _client;
     private long _droppedAtShutdown;
     private volatile string? _refusal;
 
-    public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, PipelineChannels channels,
+    public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, IFrameLog log,
         IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
         GatewayMetrics metrics, GatewayHealth health, ILogger<MqttSource> logger)
     {
         _options = options.Value;
         _subscriptions = routes.Routes.GroupBy(r => r.Filter).Select(g => (g.Key, g.Max(r => r.Qos))).ToArray();
-        _channels = channels;
+        _log = log;
         _pipeline = pipeline.Value;
         _keepBytes = Math.Max(_pipeline.MaxPayloadBytes, 0);
         _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
@@ -57,11 +60,28 @@ public sealed partial class MqttSource : BackgroundService
             while (!stoppingToken.IsCancellationRequested)
             {
                 await ConnectAsync(client, stoppingToken);
-                // Wait for shutdown, or for a broker that refuses MQTT 5.
-                await _protocolFallback.WaitAsync(stoppingToken);
-                LogProtocolFallback(client.Endpoint);
-                client.Stop();
-                client.UseProtocol311();
+                // Wait for shutdown, a full journal, or a broker that refuses MQTT 5.
+                var fallback = _protocolFallback.WaitAsync(stoppingToken);
+                var full = _journalFull.WaitAsync(stoppingToken);
+                var which = await Task.WhenAny(fallback, full);
+                await which; // throws when stopping
+                if (which == full)
+                {
+                    // Stop reading: the broker keeps what follows in our persistent session.
+                    client.Stop();
+                    var stats = _log.Stats;
+                    _health.BrokerDetail = $"paused: the journal is at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes)";
+                    LogPaused(stats.Bytes, stats.MaxBytes);
+                    await _log.WaitForRoomAsync(stoppingToken);
+                    _paused = false;
+                    LogResumed(_log.Stats.Bytes);
+                }
+                else
+                {
+                    LogProtocolFallback(client.Endpoint);
+                    client.Stop();
+                    client.UseProtocol311();
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
@@ -72,7 +92,6 @@ public sealed partial class MqttSource : BackgroundService
             client.Stop();
             _health.BrokerConnected = false;
             _health.BrokerDetail = "stopped";
-            _channels.Frames.Writer.TryComplete();
             _client = null;
             if (_droppedAtShutdown > 0) LogDroppedAtShutdown(_droppedAtShutdown);
             LogStopped(client.Endpoint);
@@ -141,7 +160,11 @@ public sealed partial class MqttSource : BackgroundService
         LogDisconnected(endpoint, rc, reason);
     }
 
-    /// <summary>Runs on libmosquitto's network thread: copy the message and queue it.</summary>
+    /// <summary>
+    /// Runs on libmosquitto's network thread. For QoS 1 and 2 the library has already acknowledged
+    /// the message, so it is ours now: it goes into the journal here, synchronously, before this
+    /// callback returns.
+    /// </summary>
     private void OnMessage(in MqttIncoming message)
     {
         int length = message.Payload.Length;
@@ -149,17 +172,40 @@ public sealed partial class MqttSource : BackgroundService
         var bytes = (length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload).ToArray();
         var frame = new RawFrame("mqtt", message.Topic, bytes, UnixTime.NowNs(), message.Qos, length);
         _metrics.FrameReceived(length);
-        var writer = _channels.Frames.Writer;
-        if (writer.TryWrite(frame)) return;
-        try
+        for (int attempt = 0; ; attempt++)
         {
-            // The queue is full: hold the network thread, so the broker holds the rest (backpressure).
-            writer.WriteAsync(frame, _stopping.Token).AsTask().GetAwaiter().GetResult();
+            try
+            {
+                _log.Append(frame);
+                if (attempt > 0) LogJournalWriteRecovered(attempt);
+                break;
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.Threading.Channels.ChannelClosedException)
+            {
+                // Only while shutting down, after the log was closed.
+                Interlocked.Increment(ref _droppedAtShutdown);
+                return;
+            }
+            catch (IOException e)
+            {
+                // The disk refused the write (full, read-only). Hold this thread and retry: the
+                // broker stops sending meanwhile and keeps the rest in our persistent session.
+                if (attempt == 0) LogJournalWriteFailed(e.Message);
+                if (_stopping.Token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1)))
+                {
+                    Interlocked.Increment(ref _droppedAtShutdown);
+                    return;
+                }
+            }
         }
-        catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
-        {
-            Interlocked.Increment(ref _droppedAtShutdown);
-        }
+        if (_log.IsFull) PauseIntake();
+    }
+
+    private void PauseIntake()
+    {
+        if (_paused) return;
+        _paused = true;
+        if (_journalFull.CurrentCount == 0) _journalFull.Release();
     }
 
     public override void Dispose()
@@ -195,6 +241,18 @@ public sealed partial class MqttSource : BackgroundService
     [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "MQTT source stopped ({Endpoint})")]
     private partial void LogStopped(string endpoint);
 
-    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages arrived while shutting down with a full queue and were not processed")]
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Journal at its size bound ({Bytes} of {MaxBytes} bytes): stopped reading from the broker until InfluxDB catches up")]
+    private partial void LogPaused(long bytes, long maxBytes);
+
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Information, Message = "Journal has room again ({Bytes} bytes): reading from the broker")]
+    private partial void LogResumed(long bytes);
+
+    [LoggerMessage(EventId = 1013, Level = LogLevel.Critical, Message = "Cannot append to the journal: {Error}. Holding the message and retrying every second; the broker keeps the rest")]
+    private partial void LogJournalWriteFailed(string error);
+
+    [LoggerMessage(EventId = 1014, Level = LogLevel.Information, Message = "Journal append succeeded again after {Attempts} retries")]
+    private partial void LogJournalWriteRecovered(int attempts);
+
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages could not be put in the journal (shutdown or disk failure)")]
     private partial void LogDroppedAtShutdown(long count);
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Threading.Channels;
 using CityGateway.Decoding;
 using CityGateway.Health;
+using CityGateway.Journal;
 using CityGateway.Pipeline;
 using CityGateway.Quarantine;
 using Microsoft.Extensions.Options;
@@ -18,7 +19,8 @@ namespace CityGateway.Storage.Influx;
 /// </summary>
 public sealed partial class InfluxWriterService : BackgroundService
 {
-    private readonly ChannelReader<Point> _points;
+    private readonly ChannelReader<PipelineItem> _points;
+    private readonly IFrameLog _log;
     private readonly InfluxClient _client;
     private readonly InfluxOptions _options;
     private readonly QuarantineStore _quarantine;
@@ -27,10 +29,11 @@ public sealed partial class InfluxWriterService : BackgroundService
     private readonly ILogger<InfluxWriterService> _logger;
     private readonly ArrayBufferWriter<byte> _buffer = new(1 << 20);
 
-    public InfluxWriterService(PipelineChannels channels, InfluxClient client, IOptions<InfluxOptions> options,
+    public InfluxWriterService(PipelineChannels channels, IFrameLog log, InfluxClient client, IOptions<InfluxOptions> options,
         QuarantineStore quarantine, GatewayMetrics metrics, GatewayHealth health, ILogger<InfluxWriterService> logger)
     {
         _points = channels.Points.Reader;
+        _log = log;
         _client = client;
         _options = options.Value;
         _quarantine = quarantine;
@@ -44,6 +47,7 @@ public sealed partial class InfluxWriterService : BackgroundService
         _ = Task.Run(() => PingLoopAsync(stoppingToken), CancellationToken.None);
         await EnsureDatabaseAsync(stoppingToken);
         var batch = new List<Point>(_options.BatchSize);
+        long batchSequence = -1;
         var interval = TimeSpan.FromMilliseconds(Math.Max(10, _options.FlushIntervalMs));
         // The loop ends when the pipeline completes the channel (shutdown), after writing what is left.
         while (true)
@@ -58,22 +62,26 @@ public sealed partial class InfluxWriterService : BackgroundService
             var deadline = Stopwatch.GetTimestamp() + (long)(interval.TotalSeconds * Stopwatch.Frequency);
             while (batch.Count < _options.BatchSize)
             {
-                while (batch.Count < _options.BatchSize && _points.TryRead(out var p)) batch.Add(p);
+                while (batch.Count < _options.BatchSize && _points.TryRead(out var item))
+                {
+                    if (item.Point is not null) batch.Add(item.Point);
+                    if (item.Sequence > batchSequence) batchSequence = item.Sequence;
+                }
                 if (batch.Count >= _options.BatchSize) break;
-                var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
-                if (deadline <= Stopwatch.GetTimestamp()) break;
-                using var cts = new CancellationTokenSource(remaining);
+                var now = Stopwatch.GetTimestamp();
+                if (deadline <= now) break;
+                using var cts = new CancellationTokenSource(Stopwatch.GetElapsedTime(now, deadline));
                 try
                 {
                     if (!await _points.WaitToReadAsync(cts.Token)) break;
                 }
                 catch (OperationCanceledException) { break; }
             }
-            if (batch.Count > 0)
-            {
-                await WriteBatchAsync(batch, stoppingToken);
-                batch.Clear();
-            }
+            bool stored = batch.Count == 0 || await WriteBatchAsync(batch, stoppingToken);
+            // Only now may the journal forget these frames; a batch not stored stays for the next start.
+            if (stored && batchSequence >= 0) _log.Commit(batchSequence);
+            batch.Clear();
+            batchSequence = -1;
         }
         LogStopped(_metrics.PointsWritten);
     }
@@ -103,8 +111,9 @@ public sealed partial class InfluxWriterService : BackgroundService
         }
     }
 
-    /// <summary>Writes the batch until InfluxDB has taken or refused every point in it.</summary>
-    private async Task WriteBatchAsync(List<Point> batch, CancellationToken stoppingToken)
+    /// <summary>Writes the batch until InfluxDB has taken or refused every point in it; false when
+    /// shutdown came first (the points stay in the journal).</summary>
+    private async Task<bool> WriteBatchAsync(List<Point> batch, CancellationToken stoppingToken)
     {
         var pending = new Stack<ArraySegment<Point>>();
         pending.Push(new ArraySegment<Point>(batch.ToArray()));
@@ -164,7 +173,7 @@ public sealed partial class InfluxWriterService : BackgroundService
                     if (stoppingToken.IsCancellationRequested)
                     {
                         LogGaveUp(part.Count + pending.Sum(s => s.Count));
-                        return;
+                        return false;
                     }
                     var wait = result.RetryAfter is { } ra && ra > TimeSpan.Zero
                         ? TimeSpan.FromMilliseconds(Math.Min(ra.TotalMilliseconds, _options.RetryMaxMs))
@@ -176,6 +185,7 @@ public sealed partial class InfluxWriterService : BackgroundService
                     break;
             }
         }
+        return true;
     }
 
     private static TimeSpan Jitter(TimeSpan d) => TimeSpan.FromMilliseconds(d.TotalMilliseconds * (0.5 + Random.Shared.NextDouble() / 2));
@@ -229,7 +239,7 @@ public sealed partial class InfluxWriterService : BackgroundService
     [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "Not allowed to create database {Database}: {Error}")]
     private partial void LogCreateDatabaseForbidden(string database, string error);
 
-    [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Shutting down with InfluxDB unavailable: {Points} points were not written")]
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Shutting down with InfluxDB unavailable: {Points} points are not written now; their frames stay in the journal and are written after the next start")]
     private partial void LogGaveUp(int points);
 
     [LoggerMessage(EventId = 2007, Level = LogLevel.Information, Message = "InfluxDB writer stopped after writing {Points} points")]

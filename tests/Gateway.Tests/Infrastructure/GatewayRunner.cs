@@ -36,6 +36,7 @@ public sealed class GatewayRunner : IAsyncDisposable
             "--Gateway:Influx:FlushIntervalMs=100",
             "--Gateway:Registry:Path=" + registryPath,
             "--Gateway:Quarantine:Path=" + dir.File("quarantine.jsonl"),
+            "--Gateway:Journal:Path=" + dir.File("journal"),
             "--Gateway:SelfMetrics:IntervalSeconds=1",
             "--Logging:LogLevel:Default=Warning",
         };

@@ -1,0 +1,465 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Text;
+using CityGateway.Pipeline;
+
+namespace CityGateway.Journal;
+
+/// <summary>
+/// The segmented on-disk journal. Every frame is appended (length, CRC-32C, record) before it is
+/// processed; a write system call per frame, so a frame survives a killed process as soon as
+/// <see cref="Append"/> returns. The writer commits the sequence number of the last frame whose
+/// points InfluxDB accepted; segments wholly below it are deleted. On open, a torn record at the
+/// end of the last segment (a crash mid-write) is detected and cut off, and reading resumes after
+/// the committed sequence.
+/// </summary>
+public sealed partial class FileJournal : IFrameLog
+{
+    private const int HeaderBytes = 8;             // u32 body length, u32 CRC-32C of the body
+    private const int MaxBodyBytes = 64 << 20;
+    private const byte RecordVersion = 1;
+    private const string SegmentExtension = ".seg";
+    private const string CommittedFile = "committed";
+
+    private readonly JournalOptions _options;
+    private readonly ILogger _logger;
+    private readonly string _dir;
+    private readonly object _appendLock = new();
+    private readonly object _segmentsLock = new();
+    private readonly object _signalLock = new();
+    private readonly List<Segment> _segments = new();
+    private readonly Timer? _fsyncTimer;
+    private FileStream _writer = null!;
+    private Segment _current = null!;
+    private long _nextSequence;
+    private long _lastAppended;
+    private long _committed;
+    private long _persistedCommit;
+    private long _bytes;
+    private bool _completed;
+    private TaskCompletionSource? _dataWaiter;
+    private TaskCompletionSource _room = NewRoomSignal(done: true);
+
+    // Reader state: used by the single reader only.
+    private FileStream? _readStream;
+    private Segment? _readSegment;
+    private long _readSequence;
+    private byte[] _readBuffer = new byte[64 * 1024];
+
+    private sealed class Segment(long baseSequence, string path)
+    {
+        public long Base { get; } = baseSequence;
+        public string Path { get; } = path;
+        public long Bytes;
+        public long Count;
+    }
+
+    public FileJournal(JournalOptions options, ILogger logger)
+    {
+        _options = options;
+        _logger = logger;
+        _dir = System.IO.Path.GetFullPath(options.Path);
+        Directory.CreateDirectory(_dir);
+        Recover();
+        if (options.Fsync == FsyncPolicy.Interval)
+        {
+            var period = TimeSpan.FromMilliseconds(Math.Max(10, options.FsyncIntervalMs));
+            _fsyncTimer = new Timer(_ => Fsync(), null, period, period);
+        }
+    }
+
+    public string Folder => _dir;
+
+    public long FirstUnreadSequence => _readSequence;
+
+    public bool IsFull => Interlocked.Read(ref _bytes) >= _options.MaxBytes;
+
+    public JournalStats Stats
+    {
+        get
+        {
+            int segments;
+            lock (_segmentsLock) segments = _segments.Count;
+            long appended = Interlocked.Read(ref _lastAppended);
+            long committed = Interlocked.Read(ref _committed);
+            return new JournalStats(true, Interlocked.Read(ref _bytes), _options.MaxBytes, segments, appended, committed,
+                Math.Max(0, appended - committed), IsFull);
+        }
+    }
+
+    // ---------------------------------------------------------------- recovery
+
+    private void Recover()
+    {
+        _committed = ReadCommitted();
+        _persistedCommit = _committed;
+        var files = Directory.EnumerateFiles(_dir, "*" + SegmentExtension)
+            .Select(p => (Path: p, Ok: long.TryParse(System.IO.Path.GetFileNameWithoutExtension(p), NumberStyles.None, CultureInfo.InvariantCulture, out var b), Base: b))
+            .Where(f => f.Ok)
+            .OrderBy(f => f.Base)
+            .ToList();
+        foreach (var f in files)
+        {
+            var seg = new Segment(f.Base, f.Path) { Bytes = new FileInfo(f.Path).Length };
+            _segments.Add(seg);
+        }
+        // Only the last segment can end in a torn record: earlier ones were closed before the next began.
+        if (_segments.Count > 0)
+        {
+            var last = _segments[^1];
+            var (count, validBytes, reason) = Scan(last.Path);
+            if (validBytes < last.Bytes)
+            {
+                LogTornRecord(last.Path, validBytes, last.Bytes - validBytes, reason ?? "incomplete record");
+                using (var fs = new FileStream(last.Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+                    fs.SetLength(validBytes);
+                last.Bytes = validBytes;
+            }
+            last.Count = count;
+            _nextSequence = last.Base + count;
+        }
+        else
+        {
+            _nextSequence = _committed + 1;
+        }
+        if (_nextSequence <= _committed) _nextSequence = _committed + 1;
+        _lastAppended = _nextSequence - 1;
+        for (int i = 0; i < _segments.Count - 1; i++) _segments[i].Count = _segments[i + 1].Base - _segments[i].Base;
+        _bytes = _segments.Sum(s => s.Bytes);
+        // Appends always go to a fresh segment; the recovered ones are only read.
+        OpenNewSegment();
+        DeleteCommittedSegments();
+        _readSequence = Math.Max(_committed + 1, _segments[0].Base);
+        long pending = _lastAppended - _committed;
+        if (pending > 0) LogReplaying(pending, _committed, _dir);
+    }
+
+    /// <summary>Counts the valid records of a segment; returns where the valid data ends and why it stops early.</summary>
+    private static (long Count, long ValidBytes, string? Reason) Scan(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
+        long pos = 0, count = 0;
+        var header = new byte[HeaderBytes];
+        byte[] body = new byte[4096];
+        while (true)
+        {
+            int n = fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false);
+            if (n == 0) return (count, pos, null);
+            if (n < HeaderBytes) return (count, pos, "record header cut short");
+            int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            uint crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
+            if (length <= 0 || length > MaxBodyBytes) return (count, pos, $"impossible record length {length}");
+            if (body.Length < length) body = new byte[Math.Max(length, body.Length * 2)];
+            if (fs.ReadAtLeast(body.AsSpan(0, length), length, throwOnEndOfStream: false) < length) return (count, pos, "record body cut short");
+            if (Crc32C.Compute(body.AsSpan(0, length)) != crc) return (count, pos, "CRC mismatch");
+            pos += HeaderBytes + length;
+            count++;
+        }
+    }
+
+    private long ReadCommitted()
+    {
+        var path = System.IO.Path.Combine(_dir, CommittedFile);
+        if (!File.Exists(path)) return -1;
+        var text = File.ReadAllText(path).Trim();
+        if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v)) return v;
+        LogBadCommitFile(path);
+        return -1; // replay everything still on disk: duplicates are harmless, loss is not
+    }
+
+    // ---------------------------------------------------------------- append
+
+    public long Append(RawFrame frame)
+    {
+        var source = Encoding.UTF8.GetBytes(frame.Source);
+        int topicBytes = Encoding.UTF8.GetByteCount(frame.Topic);
+        if (source.Length > 255) throw new ArgumentException("source name too long", nameof(frame));
+        if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic too long", nameof(frame));
+        int bodyLength = 1 + 1 + 1 + 1 + 8 + 4 + source.Length + 2 + topicBytes + frame.Payload.Length;
+        if (bodyLength > MaxBodyBytes) throw new ArgumentException("frame too large for the journal", nameof(frame));
+        var buffer = ArrayPool<byte>.Shared.Rent(HeaderBytes + bodyLength);
+        try
+        {
+            var body = buffer.AsSpan(HeaderBytes, bodyLength);
+            int p = 0;
+            body[p++] = RecordVersion;
+            body[p++] = (byte)Math.Clamp(frame.Qos, 0, 2);
+            body[p++] = 0;
+            body[p++] = (byte)source.Length;
+            BinaryPrimitives.WriteInt64LittleEndian(body[p..], frame.ReceivedAtNs); p += 8;
+            BinaryPrimitives.WriteInt32LittleEndian(body[p..], frame.OriginalLength); p += 4;
+            source.CopyTo(body[p..]); p += source.Length;
+            BinaryPrimitives.WriteUInt16LittleEndian(body[p..], (ushort)topicBytes); p += 2;
+            p += Encoding.UTF8.GetBytes(frame.Topic, body[p..]);
+            frame.Payload.CopyTo(body[p..]);
+            BinaryPrimitives.WriteInt32LittleEndian(buffer, bodyLength);
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(4), Crc32C.Compute(body));
+            long sequence;
+            lock (_appendLock)
+            {
+                if (_completed) throw new InvalidOperationException("the journal is closed");
+                if (_current.Bytes >= _options.SegmentBytes) RollSegment();
+                _writer.Write(buffer, 0, HeaderBytes + bodyLength); // one write(2): in the page cache when it returns
+                if (_options.Fsync == FsyncPolicy.Always) _writer.Flush(flushToDisk: true);
+                sequence = _nextSequence++;
+                _current.Bytes += HeaderBytes + bodyLength;
+                _current.Count++;
+                Interlocked.Add(ref _bytes, HeaderBytes + bodyLength);
+                Volatile.Write(ref _lastAppended, sequence);
+            }
+            if (IsFull) MarkFull();
+            SignalData();
+            return sequence;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private void OpenNewSegment()
+    {
+        var path = System.IO.Path.Combine(_dir, _nextSequence.ToString("D20", CultureInfo.InvariantCulture) + SegmentExtension);
+        // Buffer size 0: every Write is a write(2) straight into the page cache.
+        _writer = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 0);
+        _current = new Segment(_nextSequence, path);
+        lock (_segmentsLock) _segments.Add(_current);
+    }
+
+    private void RollSegment()
+    {
+        if (_options.Fsync != FsyncPolicy.None) _writer.Flush(flushToDisk: true);
+        _writer.Dispose();
+        OpenNewSegment();
+    }
+
+    private void Fsync()
+    {
+        lock (_appendLock)
+        {
+            try { if (!_completed) _writer.Flush(flushToDisk: true); }
+            catch (ObjectDisposedException) { }
+            catch (IOException e) { LogFsyncFailed(e.Message); }
+        }
+    }
+
+    // ---------------------------------------------------------------- read
+
+    public async ValueTask<LoggedFrame?> ReadAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            if (_readSequence <= Volatile.Read(ref _lastAppended))
+            {
+                var frame = ReadNext();
+                if (frame is not null) return frame;
+                continue; // a corrupt segment was skipped
+            }
+            Task wait;
+            lock (_signalLock)
+            {
+                if (_readSequence <= Volatile.Read(ref _lastAppended)) continue;
+                if (_completed) return null;
+                _dataWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _dataWaiter.Task;
+            }
+            await wait.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    private LoggedFrame? ReadNext()
+    {
+        if (_readSegment is null || _readSequence >= _readSegment.Base + SegmentCapacity(_readSegment))
+            OpenReadSegment();
+        var fs = _readStream!;
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        if (fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes)
+            return SkipCorrupt("record header missing");
+        int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(header[4..]);
+        if (length <= 0 || length > MaxBodyBytes) return SkipCorrupt($"impossible record length {length}");
+        if (_readBuffer.Length < length) _readBuffer = new byte[Math.Max(length, _readBuffer.Length * 2)];
+        var body = _readBuffer.AsSpan(0, length);
+        if (fs.ReadAtLeast(body, length, throwOnEndOfStream: false) < length) return SkipCorrupt("record body missing");
+        if (Crc32C.Compute(body) != crc) return SkipCorrupt("CRC mismatch");
+        var frame = Decode(body);
+        return new LoggedFrame(_readSequence++, frame);
+    }
+
+    private static RawFrame Decode(ReadOnlySpan<byte> body)
+    {
+        int p = 0;
+        byte version = body[p++];
+        if (version != RecordVersion) throw new InvalidDataException($"journal record version {version} is not supported");
+        int qos = body[p++];
+        p++;
+        int sourceLength = body[p++];
+        long received = BinaryPrimitives.ReadInt64LittleEndian(body[p..]); p += 8;
+        int original = BinaryPrimitives.ReadInt32LittleEndian(body[p..]); p += 4;
+        var source = Encoding.UTF8.GetString(body.Slice(p, sourceLength)); p += sourceLength;
+        int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(body[p..]); p += 2;
+        var topic = Encoding.UTF8.GetString(body.Slice(p, topicLength)); p += topicLength;
+        var payload = body[p..].ToArray();
+        return new RawFrame(source, topic, payload, received, qos, original);
+    }
+
+    /// <summary>How many records a segment holds: up to the next segment's base; the open one is unbounded.</summary>
+    private long SegmentCapacity(Segment s)
+    {
+        lock (_segmentsLock)
+        {
+            int i = _segments.IndexOf(s);
+            return i >= 0 && i < _segments.Count - 1 ? _segments[i + 1].Base - s.Base : long.MaxValue;
+        }
+    }
+
+    private void OpenReadSegment()
+    {
+        Segment? target;
+        lock (_segmentsLock) target = _segments.LastOrDefault(s => s.Base <= _readSequence);
+        if (target is null) throw new InvalidOperationException($"journal sequence {_readSequence} is in no segment");
+        _readStream?.Dispose();
+        _readStream = new FileStream(target.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        _readSegment = target;
+        // Position at _readSequence by skipping the records before it (only after start-up or a skip).
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        for (long s = target.Base; s < _readSequence; s++)
+        {
+            if (_readStream.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes) break;
+            int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+            if (length <= 0 || length > MaxBodyBytes) break;
+            _readStream.Seek(length, SeekOrigin.Current);
+        }
+    }
+
+    /// <summary>A damaged closed segment (disk fault): say how many frames are lost and go on with the next.</summary>
+    private LoggedFrame? SkipCorrupt(string reason)
+    {
+        var seg = _readSegment!;
+        long end = SegmentCapacity(seg);
+        if (end == long.MaxValue)
+            throw new InvalidDataException($"the open journal segment {seg.Path} is unreadable at sequence {_readSequence}: {reason}");
+        long next = seg.Base + end;
+        LogCorruptSegment(seg.Path, reason, next - _readSequence);
+        _readSequence = next;
+        _readSegment = null;
+        return null;
+    }
+
+    // ---------------------------------------------------------------- commit
+
+    public void Commit(long sequence)
+    {
+        if (sequence <= Interlocked.Read(ref _committed)) return;
+        Interlocked.Exchange(ref _committed, sequence);
+        PersistCommit();
+        DeleteCommittedSegments();
+        if (Interlocked.Read(ref _bytes) < _options.MaxBytes * 0.9) _room.TrySetResult();
+    }
+
+    private void PersistCommit()
+    {
+        long committed = Interlocked.Read(ref _committed);
+        if (committed == _persistedCommit) return;
+        var tmp = System.IO.Path.Combine(_dir, CommittedFile + ".tmp");
+        File.WriteAllText(tmp, committed.ToString(CultureInfo.InvariantCulture));
+        File.Move(tmp, System.IO.Path.Combine(_dir, CommittedFile), overwrite: true);
+        _persistedCommit = committed;
+    }
+
+    private void DeleteCommittedSegments()
+    {
+        long committed = Interlocked.Read(ref _committed);
+        List<Segment> doomed = [];
+        lock (_segmentsLock)
+        {
+            // A segment goes when the next one starts at or below committed + 1; the open one never.
+            while (_segments.Count > 1 && _segments[1].Base <= committed + 1 && _segments[0] != _current)
+            {
+                doomed.Add(_segments[0]);
+                _segments.RemoveAt(0);
+            }
+        }
+        foreach (var s in doomed)
+        {
+            try
+            {
+                File.Delete(s.Path);
+                Interlocked.Add(ref _bytes, -s.Bytes);
+            }
+            catch (IOException e) { LogDeleteFailed(s.Path, e.Message); }
+        }
+    }
+
+    // ---------------------------------------------------------------- signals
+
+    private void SignalData()
+    {
+        TaskCompletionSource? waiter;
+        lock (_signalLock)
+        {
+            waiter = _dataWaiter;
+            _dataWaiter = null;
+        }
+        waiter?.TrySetResult();
+    }
+
+    private void MarkFull()
+    {
+        if (_room.Task.IsCompleted) Interlocked.Exchange(ref _room, NewRoomSignal(done: false));
+        if (Interlocked.Read(ref _bytes) < _options.MaxBytes * 0.9) _room.TrySetResult(); // raced with a commit
+    }
+
+    public Task WaitForRoomAsync(CancellationToken ct) => _room.Task.WaitAsync(ct);
+
+    private static TaskCompletionSource NewRoomSignal(bool done)
+    {
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (done) tcs.SetResult();
+        return tcs;
+    }
+
+    public void Complete()
+    {
+        lock (_appendLock)
+        {
+            if (_completed) return;
+            _completed = true;
+            _writer.Flush(flushToDisk: _options.Fsync != FsyncPolicy.None);
+        }
+        SignalData();
+    }
+
+    public void Dispose()
+    {
+        Complete();
+        _fsyncTimer?.Dispose();
+        lock (_appendLock) _writer.Dispose();
+        PersistCommit();
+        _readStream?.Dispose();
+        // An empty segment left by this run carries nothing: remove it.
+        if (_current.Count == 0)
+        {
+            try { File.Delete(_current.Path); } catch (IOException) { }
+        }
+    }
+
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Journal segment {Path} ended in a torn record ({Reason}): cut {Bytes} bytes at offset {Offset}; every complete record before it is kept")]
+    private partial void LogTornRecord(string path, long offset, long bytes, string reason);
+
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "Journal: {Pending} frames after sequence {Committed} were not yet stored; replaying them from {Folder}")]
+    private partial void LogReplaying(long pending, long committed, string folder);
+
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Journal segment {Path} is damaged ({Reason}); {Lost} frames in it cannot be read and are skipped")]
+    private partial void LogCorruptSegment(string path, string reason, long lost);
+
+    [LoggerMessage(EventId = 6004, Level = LogLevel.Warning, Message = "Journal commit file {Path} is unreadable; replaying everything still on disk")]
+    private partial void LogBadCommitFile(string path);
+
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Error, Message = "Cannot delete committed journal segment {Path}: {Error}")]
+    private partial void LogDeleteFailed(string path, string error);
+
+    [LoggerMessage(EventId = 6006, Level = LogLevel.Error, Message = "Journal fsync failed: {Error}")]
+    private partial void LogFsyncFailed(string error);
+}

@@ -1,0 +1,35 @@
+using CityGateway.Pipeline;
+
+namespace CityGateway.Journal;
+
+/// <summary>A frame and its position in the log.</summary>
+public readonly record struct LoggedFrame(long Sequence, RawFrame Frame);
+
+/// <summary>
+/// Where sources put frames and the pipeline takes them: the on-disk journal, or an in-memory
+/// queue when the journal is off. One reader; offsets are committed once InfluxDB has the data.
+/// </summary>
+public interface IFrameLog : IDisposable
+{
+    /// <summary>Appends a frame; when this returns, the frame survives a killed process (journal).</summary>
+    long Append(RawFrame frame);
+
+    /// <summary>The next frame after the last one read; null once <see cref="Complete"/> was called and all was read.</summary>
+    ValueTask<LoggedFrame?> ReadAsync(CancellationToken ct);
+
+    /// <summary>Everything up to and including <paramref name="sequence"/> is stored; it may be discarded.</summary>
+    void Commit(long sequence);
+
+    /// <summary>No more appends (shutdown); readers finish what is there.</summary>
+    void Complete();
+
+    /// <summary>At the size bound: sources must stop taking frames.</summary>
+    bool IsFull { get; }
+
+    /// <summary>Completes when there is room again (below 90 % of the bound).</summary>
+    Task WaitForRoomAsync(CancellationToken ct);
+
+    JournalStats Stats { get; }
+}
+
+public readonly record struct JournalStats(bool Durable, long Bytes, long MaxBytes, int Segments, long Appended, long Committed, long Pending, bool Full);
