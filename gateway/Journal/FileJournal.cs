@@ -118,6 +118,12 @@ public sealed partial class FileJournal : IFrameLog
             }
             last.Count = count;
             _nextSequence = last.Base + count;
+            if (count == 0)
+            {
+                // Nothing survived in it; the fresh segment below starts at the same sequence.
+                File.Delete(last.Path);
+                _segments.RemoveAt(_segments.Count - 1);
+            }
         }
         else
         {
