@@ -43,6 +43,8 @@ public static class GatewayApp
         services.AddOptions<QuarantineOptions>().Bind(config.GetSection("Quarantine"));
         services.AddOptions<PipelineOptions>().Bind(config.GetSection("Pipeline")).ValidateOnStart();
         services.AddOptions<SelfMetricsOptions>().Bind(config.GetSection("SelfMetrics"));
+        services.AddOptions<OperationsOptions>().Bind(config.GetSection("Operations"));
+        services.AddProblemDetails();
         services.AddOptions<JournalOptions>().Bind(config.GetSection("Journal")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<JournalOptions>, JournalOptionsValidator>();
         services.AddSingleton<IValidateOptions<MqttConnectionOptions>, MqttOptionsValidator>();
@@ -83,6 +85,7 @@ public static class GatewayApp
 
         var app = builder.Build();
         HealthEndpoints.Map(app);
+        QuarantineEndpoints.Map(app);
         return app;
     }
 

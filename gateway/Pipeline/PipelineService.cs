@@ -59,7 +59,7 @@ public sealed partial class PipelineService : BackgroundService
                 points.Clear();
                 try
                 {
-                    if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs)
+                    if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs && frame.Source != QuarantineEndpoints.ReplaySource)
                         _quarantine.Add(QuarantineReasons.JournalExpired,
                             $"received {UnixTime.FromNs(frame.ReceivedAtNs):O}, not stored within Gateway:Journal:MaxAge; replay it from the quarantine",
                             frame);

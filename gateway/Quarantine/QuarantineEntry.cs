@@ -3,6 +3,9 @@ namespace CityGateway.Quarantine;
 /// <summary>One quarantined frame or field, as stored in the quarantine file (one JSON object per line).</summary>
 public sealed class QuarantineEntry
 {
+    /// <summary>Unique, time-ordered id, used to select entries for replay.</summary>
+    public string? Id { get; init; }
+
     public DateTimeOffset Time { get; init; }
     /// <summary>Stable reason code (see README, "Quarantine reasons").</summary>
     public required string Reason { get; init; }
@@ -19,4 +22,10 @@ public sealed class QuarantineEntry
     public string? PayloadEncoding { get; init; }
     /// <summary>Payload size as received; larger than the stored payload when it was truncated.</summary>
     public int? PayloadBytes { get; init; }
+
+    internal QuarantineEntry WithId(string id) => new()
+    {
+        Id = id, Time = Time, Reason = Reason, Detail = Detail, Source = Source, Topic = Topic, Route = Route, Device = Device,
+        Field = Field, ReceivedAtNs = ReceivedAtNs, Payload = Payload, PayloadEncoding = PayloadEncoding, PayloadBytes = PayloadBytes,
+    };
 }

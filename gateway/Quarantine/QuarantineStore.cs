@@ -73,6 +73,7 @@ public sealed partial class QuarantineStore : IDisposable
 
     public void Add(QuarantineEntry entry)
     {
+        if (entry.Id is null) entry = entry.WithId(Guid.CreateVersion7().ToString("N"));
         _counts.AddOrUpdate(entry.Reason, 1, static (_, n) => n + 1);
         Interlocked.Increment(ref _total);
         LogQuarantined(entry.Reason, entry.Topic, entry.Device, entry.Field, entry.Detail);
@@ -115,6 +116,20 @@ public sealed partial class QuarantineStore : IDisposable
             catch (JsonException) { continue; } // a torn last line after a crash
             if (e is not null) yield return e;
         }
+    }
+
+    private string ReplayedPath => FilePath + ".replayed";
+
+    /// <summary>Ids of entries already replayed (one per line in the .replayed file beside the quarantine file).</summary>
+    public HashSet<string> ReplayedIds()
+    {
+        lock (_fileLock)
+            return File.Exists(ReplayedPath) ? File.ReadLines(ReplayedPath).Where(l => l.Length > 0).ToHashSet() : [];
+    }
+
+    public void MarkReplayed(IEnumerable<string> ids)
+    {
+        lock (_fileLock) File.AppendAllLines(ReplayedPath, ids);
     }
 
     public void Dispose()

@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using CityGateway.Journal;
+using CityGateway.Pipeline;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Quarantine;
+
+public sealed class OperationsOptions
+{
+    /// <summary>Key for the operator API (quarantine). Empty: the operator API answers 503. Set it
+    /// through the environment (Gateway__Operations__ApiKey), not in a file under version control.</summary>
+    public string? ApiKey { get; set; }
+}
+
+public sealed record ReplayRequest(string[]? Ids, string? Reason, DateTimeOffset? Since, bool Force = false);
+
+/// <summary>
+/// The operator API over the quarantine: list entries (filter by reason, time, device) and replay
+/// selected ones through the pipeline after the cause was fixed (a device added to the registry,
+/// a unit added, ...). Every request needs the operator key: "Authorization: Bearer KEY" or
+/// "X-Api-Key: KEY".
+/// </summary>
+public static class QuarantineEndpoints
+{
+    public const int MaxLimit = 1000;
+
+    public static void Map(WebApplication app)
+    {
+        var group = app.MapGroup("/api/quarantine").AddEndpointFilter(RequireOperatorKey);
+        group.MapGet("", List);
+        group.MapPost("/replay", Replay);
+    }
+
+    private static async ValueTask<object?> RequireOperatorKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        var configured = http.RequestServices.GetRequiredService<IOptions<OperationsOptions>>().Value.ApiKey;
+        if (string.IsNullOrEmpty(configured))
+            return Results.Problem(statusCode: 503, title: "Operator API disabled",
+                detail: "Set Gateway:Operations:ApiKey (environment variable Gateway__Operations__ApiKey) to enable it.");
+        string? presented = null;
+        var auth = http.Request.Headers.Authorization.ToString();
+        if (auth.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) presented = auth[7..].Trim();
+        else if (http.Request.Headers.TryGetValue("X-Api-Key", out var k)) presented = k.ToString();
+        if (string.IsNullOrEmpty(presented) || !KeysEqual(presented, configured))
+        {
+            http.Response.Headers.WWWAuthenticate = "Bearer realm=\"gateway-operations\"";
+            return Results.Problem(statusCode: 401, title: "Operator key required",
+                detail: "Send the operator key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.");
+        }
+        return await next(context);
+    }
+
+    /// <summary>Constant-time comparison of the hashes, so neither content nor length leaks through timing.</summary>
+    private static bool KeysEqual(string presented, string configured) =>
+        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(configured)));
+
+    private static IResult List(QuarantineStore store, string? reason, string? since, string? device, int? limit)
+    {
+        if (!TryParseSince(since, out var from)) return BadSince(since!);
+        int take = Math.Clamp(limit ?? 100, 1, MaxLimit);
+        var replayed = store.ReplayedIds();
+        var matching = store.ReadAll()
+            .Where(e => (reason is null || e.Reason == reason) && (from is null || e.Time >= from) && (device is null || e.Device == device))
+            .ToList();
+        var page = matching.TakeLast(take).Select(e => new
+        {
+            e.Id, e.Time, e.Reason, e.Detail, e.Source, e.Topic, e.Route, e.Device, e.Field, e.ReceivedAtNs,
+            e.Payload, e.PayloadEncoding, e.PayloadBytes,
+            replayable = Replayable(e) is null,
+            replayed = e.Id is not null && replayed.Contains(e.Id),
+        });
+        return Results.Json(new
+        {
+            total = matching.Count,
+            returned = Math.Min(take, matching.Count),
+            countsByReason = store.CountsByReason,
+            entries = page,
+        });
+    }
+
+    private static IResult Replay(ReplayRequest? request, QuarantineStore store, IFrameLog log)
+    {
+        if (request is null || (request.Ids is not { Length: > 0 } && request.Reason is null && request.Since is null))
+            return Results.Problem(statusCode: 400, title: "Nothing selected",
+                detail: "Send {\"ids\": [...]} or a filter {\"reason\": \"unknown_device\", \"since\": \"2026-01-01T00:00:00Z\"}.");
+        var ids = request.Ids is { Length: > 0 } ? new HashSet<string>(request.Ids) : null;
+        var already = store.ReplayedIds();
+        var selected = store.ReadAll().Where(e =>
+            (ids is null || (e.Id is not null && ids.Contains(e.Id))) &&
+            (request.Reason is null || e.Reason == request.Reason) &&
+            (request.Since is null || e.Time >= request.Since)).ToList();
+        var skipped = new List<object>();
+        var done = new List<string>();
+        foreach (var e in selected)
+        {
+            if (!request.Force && e.Id is not null && already.Contains(e.Id))
+            {
+                skipped.Add(new { e.Id, why = "already replayed (send \"force\": true to replay again)" });
+                continue;
+            }
+            if (Replayable(e) is { } why)
+            {
+                skipped.Add(new { e.Id, why });
+                continue;
+            }
+            var bytes = e.PayloadEncoding == "base64" ? Convert.FromBase64String(e.Payload!) : Encoding.UTF8.GetBytes(e.Payload!);
+            log.Append(new RawFrame(ReplaySource, e.Topic!, bytes, e.ReceivedAtNs!.Value, 1, bytes.Length));
+            done.Add(e.Id!);
+        }
+        store.MarkReplayed(done);
+        if (ids is not null)
+            foreach (var missing in ids.Except(selected.Select(e => e.Id!)))
+                skipped.Add(new { id = missing, why = "no such entry" });
+        return Results.Json(new { replayed = done.Count, replayedIds = done, skipped });
+    }
+
+    /// <summary>Frames replayed from the quarantine carry this source; the journal age bound does not apply to them.</summary>
+    public const string ReplaySource = "replay";
+
+    /// <summary>Why an entry cannot be replayed, or null when it can.</summary>
+    private static string? Replayable(QuarantineEntry e)
+    {
+        if (e.Id is null) return "entry has no id";
+        if (e.Source is not ("mqtt" or "serial" or ReplaySource)) return $"entries from '{e.Source}' are not frames";
+        if (e.Topic is null || e.ReceivedAtNs is null || e.Payload is null) return "entry has no frame";
+        int stored = e.PayloadEncoding == "base64" ? (e.Payload.Length / 4 * 3) - e.Payload.Count(c => c == '=') : Encoding.UTF8.GetByteCount(e.Payload);
+        if (e.PayloadBytes is { } original && original != stored) return $"only {stored} of {original} payload bytes were kept";
+        return null;
+    }
+
+    private static bool TryParseSince(string? since, out DateTimeOffset? from)
+    {
+        from = null;
+        if (string.IsNullOrEmpty(since)) return true;
+        if (!DateTimeOffset.TryParse(since, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)) return false;
+        from = t;
+        return true;
+    }
+
+    private static IResult BadSince(string since) => Results.Problem(statusCode: 400, title: "Bad 'since'",
+        detail: $"'{since}' is not an ISO 8601 time such as 2026-11-21T08:00:00Z.");
+}
