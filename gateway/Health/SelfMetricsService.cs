@@ -75,8 +75,7 @@ public sealed partial class SelfMetricsService(
             r.Fields.Add(PointField.Of("quarantined", count));
             batch.Add(r);
         }
-        // Self-metrics never wait for room: when the queue is full, this sample is skipped.
-        foreach (var point in batch) channels.Points.Writer.TryWrite(new PipelineItem(point, -1));
+        foreach (var point in batch) channels.SelfMetrics.Writer.TryWrite(point);
 
         long q = quarantine.Total;
         if (q > _lastQuarantined) LogQuarantineSummary(q - _lastQuarantined, q, quarantine.FilePath);

@@ -33,4 +33,12 @@ public sealed class PipelineChannels
     }
 
     public Channel<PipelineItem> Points { get; }
+
+    /// <summary>The gateway's own metrics, kept apart so that a full point queue (InfluxDB down) does not
+    /// crowd them out: the writer adds them to its batches; the oldest go first if it cannot keep up.</summary>
+    public Channel<Point> SelfMetrics { get; } = Channel.CreateBounded<Point>(new BoundedChannelOptions(2000)
+    {
+        FullMode = BoundedChannelFullMode.DropOldest,
+        SingleReader = true,
+    });
 }

@@ -20,6 +20,7 @@ namespace CityGateway.Storage.Influx;
 public sealed partial class InfluxWriterService : BackgroundService
 {
     private readonly ChannelReader<PipelineItem> _points;
+    private readonly ChannelReader<Point> _self;
     private readonly IFrameLog _log;
     private readonly InfluxClient _client;
     private readonly InfluxOptions _options;
@@ -33,6 +34,7 @@ public sealed partial class InfluxWriterService : BackgroundService
         QuarantineStore quarantine, GatewayMetrics metrics, GatewayHealth health, ILogger<InfluxWriterService> logger)
     {
         _points = channels.Points.Reader;
+        _self = channels.SelfMetrics.Reader;
         _log = log;
         _client = client;
         _options = options.Value;
@@ -55,8 +57,11 @@ public sealed partial class InfluxWriterService : BackgroundService
             bool more;
             try
             {
-                more = await _points.WaitToReadAsync(CancellationToken.None);
+                // Wake for data points, or every flush interval for the gateway's own metrics.
+                using var tick = new CancellationTokenSource(interval);
+                more = await _points.WaitToReadAsync(tick.Token);
             }
+            catch (OperationCanceledException) { more = true; }
             catch (ChannelClosedException) { more = false; }
             if (!more) break;
             var deadline = Stopwatch.GetTimestamp() + (long)(interval.TotalSeconds * Stopwatch.Frequency);
@@ -77,6 +82,7 @@ public sealed partial class InfluxWriterService : BackgroundService
                 }
                 catch (OperationCanceledException) { break; }
             }
+            while (batch.Count < _options.BatchSize * 2 && _self.TryRead(out var own)) batch.Add(own);
             bool stored = batch.Count == 0 || await WriteBatchAsync(batch, stoppingToken);
             // Only now may the journal forget these frames; a batch not stored stays for the next start.
             if (stored && batchSequence >= 0) _log.Commit(batchSequence);
