@@ -67,6 +67,8 @@ listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location $state/mosquitto/
+# The gateway's persistent session must be able to hold what arrives while it is paused or down.
+max_queued_messages 1000000
 log_dest stdout
 CONF
 mosquitto -c "$state/mosquitto/mosquitto.conf" >"$state/logs/mosquitto.log" 2>&1 &
