@@ -30,8 +30,9 @@ public static class Timestamps
             }
             if (format is "auto" or "iso8601" && Utf8Parser.TryParse(span, out DateTimeOffset dto, out int used, 'O') && used == span.Length)
             {
-                ns = Pipeline.UnixTime.ToNs(dto);
-                return true;
+                if (Pipeline.UnixTime.TryToNs(dto, out ns)) return true;
+                error = OutOfRange(System.Text.Encoding.UTF8.GetString(span));
+                return false;
             }
             return TryParseText(System.Text.Encoding.UTF8.GetString(span), format, out ns, out error);
         }
@@ -49,37 +50,50 @@ public static class Timestamps
         {
             // RFC 3339 with nanosecond fractions (ChirpStack, The Things Stack) has more digits than
             // DateTimeOffset keeps: it would round them to 100 ns, so the fraction is read separately.
-            if (TryParseRfc3339Nanos(s, out ns)) return true;
+            switch (ParseRfc3339Nanos(s, out ns))
+            {
+                case Rfc3339.Parsed: return true;
+                case Rfc3339.OutOfRange: error = OutOfRange(s); return false;
+            }
             if (DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture,
                     DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto))
             {
-                ns = Pipeline.UnixTime.ToNs(dto);
-                return true;
+                if (Pipeline.UnixTime.TryToNs(dto, out ns)) return true;
+                error = OutOfRange(s);
+                return false;
             }
         }
         error = $"'{Truncate(s)}' is not a {(format == "auto" ? "recognised" : format)} timestamp";
         return false;
     }
 
+    private static string OutOfRange(string s) =>
+        $"'{Truncate(s)}' is outside the range of nanosecond timestamps (1677-09-21 to 2262-04-11)";
+
     /// <summary>Parses RFC 3339 timestamps with up to 9 fractional digits, e.g. 2022-07-18T09:34:15.775023242+00:00.</summary>
-    public static bool TryParseRfc3339Nanos(string s, out long ns)
+    public static bool TryParseRfc3339Nanos(string s, out long ns) => ParseRfc3339Nanos(s, out ns) == Rfc3339.Parsed;
+
+    private enum Rfc3339 { NotRfc3339, Parsed, OutOfRange }
+
+    private static Rfc3339 ParseRfc3339Nanos(string s, out long ns)
     {
         ns = 0;
         int dot = s.IndexOf('.');
         // The fraction must follow the seconds of a time of day: ...hh:mm:ss.fffffffff
         if (dot < 8 || s[dot - 3] != ':' || s[dot - 6] != ':' || !char.IsAsciiDigit(s[dot - 1]) || !char.IsAsciiDigit(s[dot - 2]))
-            return false;
+            return Rfc3339.NotRfc3339;
         int end = dot + 1;
         while (end < s.Length && char.IsAsciiDigit(s[end])) end++;
         var frac = s.AsSpan(dot + 1, end - dot - 1);
-        if (frac.Length == 0 || frac.Length > 9) return false;
+        if (frac.Length == 0 || frac.Length > 9) return Rfc3339.NotRfc3339;
         var head = s[..dot] + s[end..];
         if (!DateTimeOffset.TryParse(head, CultureInfo.InvariantCulture,
-                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto)) return false;
+                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto)) return Rfc3339.NotRfc3339;
         long fracNs = long.Parse(frac, CultureInfo.InvariantCulture);
         for (int i = frac.Length; i < 9; i++) fracNs *= 10;
-        ns = Pipeline.UnixTime.ToNs(dto) + fracNs;
-        return true;
+        if (!Pipeline.UnixTime.TryToNs(dto, out var wholeNs) || wholeNs > long.MaxValue - fracNs) return Rfc3339.OutOfRange;
+        ns = wholeNs + fracNs;
+        return Rfc3339.Parsed;
     }
 
     public static bool FromInteger(long v, string format, out long ns, out string? error)

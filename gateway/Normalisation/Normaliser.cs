@@ -38,6 +38,7 @@ public sealed class Normaliser
         int rejected = 0;
         int firstPoint = points.Count;
         string? lastUnknown = null;
+        IReadOnlyList<KeyValuePair<string, string>>? rejectedTags = null;
         foreach (var r in readings)
         {
             void Reject(string reason, string detail)
@@ -120,8 +121,14 @@ public sealed class Normaliser
                 field = PointField.Of(metric.Name, value);
             }
 
+            // A bad tag is quarantined once per frame: the message's other fields share it and go with it.
+            if (rejectedTags is not null && r.Tags is not null && r.Tags.SequenceEqual(rejectedTags)) continue;
             var point = FindOrAddPoint(points, firstPoint, device, ts, r.Tags, frame, route, quarantine, ref rejected);
-            if (point is null) continue;
+            if (point is null)
+            {
+                rejectedTags = r.Tags;
+                continue;
+            }
             AddOrReplace(point, field);
         }
         // A point whose every field was rejected is not written.

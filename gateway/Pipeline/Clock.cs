@@ -8,5 +8,19 @@ public static class UnixTime
 
     public static long ToNs(DateTimeOffset t) => (t.UtcTicks - EpochTicks) * 100;
 
+    /// <summary>Unix nanoseconds in a long reach from 1677-09-21 to 2262-04-11; outside that range
+    /// <see cref="ToNs"/> would wrap around, so device times are converted with this.</summary>
+    public static bool TryToNs(DateTimeOffset t, out long ns)
+    {
+        long ticks = t.UtcTicks - EpochTicks;
+        if (ticks > long.MaxValue / 100 || ticks < long.MinValue / 100)
+        {
+            ns = 0;
+            return false;
+        }
+        ns = ticks * 100;
+        return true;
+    }
+
     public static DateTimeOffset FromNs(long ns) => new(EpochTicks + ns / 100, TimeSpan.Zero);
 }
