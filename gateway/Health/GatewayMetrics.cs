@@ -3,6 +3,7 @@ namespace CityGateway.Health;
 /// <summary>The gateway's own counters, written to the "gateway" measurement and shown in /readyz.</summary>
 public sealed class GatewayMetrics
 {
+    private long _empty;
     private long _received, _receivedBytes, _decoded, _pointsQueued, _pointsWritten, _batches, _writeFailures, _lastBatchLatencyUs;
 
     public long Received => Interlocked.Read(ref _received);
@@ -24,6 +25,11 @@ public sealed class GatewayMetrics
     }
 
     public void FrameDecoded() => Interlocked.Increment(ref _decoded);
+
+    /// <summary>Frames that decoded to no readings (heartbeats, empty payload objects).</summary>
+    public long EmptyFrames => Interlocked.Read(ref _empty);
+
+    public void EmptyFrame() => Interlocked.Increment(ref _empty);
     public void PointsProduced(int n) => Interlocked.Add(ref _pointsQueued, n);
     public void WriteFailed() => Interlocked.Increment(ref _writeFailures);
 

@@ -33,6 +33,7 @@ public static class HealthEndpoints
                     full = journal.Full,
                 },
                 received = metrics.Received,
+                emptyFrames = metrics.EmptyFrames,
                 pointsWritten = metrics.PointsWritten,
                 quarantined = quarantine.Total,
                 queueDepth = metrics.QueueDepth(),

@@ -55,6 +55,7 @@ public sealed partial class SelfMetricsService(
         p.Fields.Add(PointField.Of("received", metrics.Received));
         p.Fields.Add(PointField.Of("received_bytes", metrics.ReceivedBytes));
         p.Fields.Add(PointField.Of("decoded", metrics.Decoded));
+        p.Fields.Add(PointField.Of("empty_frames", metrics.EmptyFrames));
         p.Fields.Add(PointField.Of("points_written", metrics.PointsWritten));
         p.Fields.Add(PointField.Of("batches", metrics.Batches));
         p.Fields.Add(PointField.Of("write_failures", metrics.WriteFailures));

@@ -119,6 +119,8 @@ public sealed partial class PipelineService : BackgroundService
             return;
         }
         _metrics.FrameDecoded();
+        // A frame with no readings at all (a heartbeat, an empty codec output) is counted, not quarantined.
+        if (readings.Count == 0) _metrics.EmptyFrame();
         _normaliser.Normalise(frame, route, readings, points, _quarantine);
     }
 

@@ -89,4 +89,21 @@ public sealed class BadInputTests(ServicesFixture services)
         Assert.Equal(200, status);
         Assert.Equal(expectedEntries, body.GetProperty("quarantined").GetInt64());
     }
+
+    [Fact]
+    public async Task Frames_without_readings_are_counted_not_quarantined()
+    {
+        using var dir = new TempDir("empty");
+        var registry = Registries.Write(Registries.Environment("env-0001"), dir.File("devices.json"));
+        await using var gateway = await GatewayRunner.StartAsync(services.Broker.Url, services.Influx.Url, ServicesFixture.NewDatabase("empty"), registry);
+        using var pub = await Publisher.ConnectAsync(services.Broker.Url);
+        pub.Publish("city/json/environment/env-0001", """{"device":"env-0001"}""");
+        pub.Publish("city/json/environment/env-0001", """{"device":"env-0001","pm25":null}""");
+        pub.Publish("city/senml/environment/env-0001", "[]");
+        await pub.FlushAsync();
+        await Wait.UntilAsync(() => gateway.Metrics.EmptyFrames == 3, TimeSpan.FromSeconds(30), () => $"empty frames {gateway.Metrics.EmptyFrames}");
+        Assert.Equal(0, gateway.Quarantine.Total);
+        var (_, body) = await gateway.GetJsonAsync("/readyz");
+        Assert.Equal(3, body.GetProperty("emptyFrames").GetInt64());
+    }
 }
