@@ -9,14 +9,16 @@ public sealed class InfluxServer : IDisposable
     private readonly TempDir _dir = new("influxd");
     private ServiceProcess? _process;
 
-    public InfluxServer()
+    /// <param name="httpSettings">Extra lines for the [http] section, e.g. auth-enabled = true.</param>
+    public InfluxServer(string httpSettings = "")
     {
         Port = ServiceProcess.FreePort();
         int rpc = ServiceProcess.FreePort();
         // The same configuration as deploy/run-local.sh uses, copied next to the tests at build time.
         var template = System.IO.File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "influxdb.conf.template"));
         System.IO.File.WriteAllText(_dir.File("influxdb.conf"), template
-            .Replace("@DATA@", _dir.Path).Replace("@HTTP_PORT@", Port.ToString()).Replace("@RPC_PORT@", rpc.ToString()));
+            .Replace("@DATA@", _dir.Path).Replace("@HTTP_PORT@", Port.ToString()).Replace("@RPC_PORT@", rpc.ToString())
+            .Replace("[http]\n", "[http]\n" + httpSettings + "\n"));
         Start();
     }
 
