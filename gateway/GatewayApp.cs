@@ -7,6 +7,7 @@ using CityGateway.Pipeline;
 using CityGateway.Quarantine;
 using CityGateway.Routing;
 using CityGateway.Sources.Mqtt;
+using CityGateway.Sources.Serial;
 using CityGateway.Storage.Influx;
 using Microsoft.Extensions.Options;
 
@@ -44,6 +45,9 @@ public static class GatewayApp
         services.AddOptions<PipelineOptions>().Bind(config.GetSection("Pipeline")).ValidateOnStart();
         services.AddOptions<SelfMetricsOptions>().Bind(config.GetSection("SelfMetrics"));
         services.AddOptions<OperationsOptions>().Bind(config.GetSection("Operations"));
+        services.AddOptions<SerialOptions>().Configure(o => config.GetSection("Serial:Ports").Bind(o.Ports)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SerialOptions>, SerialOptionsValidator>();
+        services.AddSingleton<SerialStatus>();
         services.AddProblemDetails();
         services.AddOptions<JournalOptions>().Bind(config.GetSection("Journal")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<JournalOptions>, JournalOptionsValidator>();
@@ -54,7 +58,11 @@ public static class GatewayApp
         services.AddSingleton<IValidateOptions<PipelineOptions>, PipelineOptionsValidator>();
 
         services.AddSingleton(new DecoderCatalog());
-        services.AddSingleton(sp => new RouteTable(sp.GetRequiredService<IOptions<RoutesOptions>>().Value.Routes, sp.GetRequiredService<DecoderCatalog>()));
+        // Serial ports first: each has a route of its own, for its frames only.
+        services.AddSingleton(sp => new RouteTable(
+            sp.GetRequiredService<IOptions<SerialOptions>>().Value.Ports.Select(p => p.ToRoute())
+                .Concat(sp.GetRequiredService<IOptions<RoutesOptions>>().Value.Routes),
+            sp.GetRequiredService<DecoderCatalog>()));
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<GatewayHealth>();
         services.AddSingleton<QuarantineStore>();
@@ -81,7 +89,8 @@ public static class GatewayApp
         services.AddSingleton<SelfMetricsService>();
         services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());
         services.AddHostedService(sp => sp.GetRequiredService<RegistryHolder>());
-        services.AddHostedService<MqttSource>();
+        if (config.GetValue("Mqtt:Enabled", true)) services.AddHostedService<MqttSource>();
+        services.AddHostedService<SerialSource>();
 
         var app = builder.Build();
         HealthEndpoints.Map(app);
@@ -103,6 +112,7 @@ public static class GatewayApp
         Check<InfluxOptions>();
         Check<PipelineOptions>();
         Check<JournalOptions>();
+        Check<SerialOptions>();
         if (failures.Count > 0) throw new OptionsValidationException("Gateway", typeof(object), failures);
     }
 

@@ -4,6 +4,7 @@ using CityGateway.Normalisation;
 using CityGateway.Pipeline;
 using CityGateway.Routing;
 using CityGateway.Sources.Mqtt;
+using CityGateway.Sources.Serial;
 using CityGateway.Storage.Influx;
 using Microsoft.Extensions.Options;
 
@@ -23,6 +24,7 @@ internal sealed class MqttOptionsValidator : IValidateOptions<MqttConnectionOpti
     public ValidateOptionsResult Validate(string? name, MqttConnectionOptions o)
     {
         var errors = new List<string>();
+        if (!o.Enabled) return ValidateOptionsResult.Success;
         if (string.IsNullOrWhiteSpace(o.Url))
             errors.Add("Gateway:Mqtt:Url: the broker URL is missing (for example mqtt://127.0.0.1:1883)");
         else
@@ -41,12 +43,16 @@ internal sealed class MqttOptionsValidator : IValidateOptions<MqttConnectionOpti
     }
 }
 
-internal sealed class RoutesOptionsValidator(DecoderCatalog decoders) : IValidateOptions<RoutesOptions>
+internal sealed class RoutesOptionsValidator(DecoderCatalog decoders, IOptions<MqttConnectionOptions> mqtt, IOptions<SerialOptions> serial)
+    : IValidateOptions<RoutesOptions>
 {
     public ValidateOptionsResult Validate(string? name, RoutesOptions o)
     {
         var errors = new List<string>();
-        if (o.Routes.Count == 0) errors.Add("Gateway:Routes: no routes are configured; nothing would be ingested");
+        if (mqtt.Value.Enabled && o.Routes.Count == 0)
+            errors.Add("Gateway:Routes: no routes are configured; nothing would be ingested from MQTT (set Gateway:Mqtt:Enabled=false for a serial-only gateway)");
+        if (!mqtt.Value.Enabled && serial.Value.Ports.Count == 0)
+            errors.Add("Gateway:Serial:Ports: MQTT is off and no serial port is configured; nothing would be ingested");
         for (int i = 0; i < o.Routes.Count; i++)
         {
             var r = o.Routes[i];
@@ -142,6 +148,37 @@ internal sealed class JournalOptionsValidator : IValidateOptions<JournalOptions>
         }
         else if (o.MemoryQueueCapacity < 1) errors.Add("Gateway:Journal:MemoryQueueCapacity: must be at least 1");
         if (o.MaxAge <= TimeSpan.Zero) errors.Add("Gateway:Journal:MaxAge: must be positive");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class SerialOptionsValidator : IValidateOptions<SerialOptions>
+{
+    private static readonly string[] Formats = ["kv", "csv", "jsonl"];
+
+    public ValidateOptionsResult Validate(string? name, SerialOptions o)
+    {
+        var errors = new List<string>();
+        var names = new HashSet<string>();
+        for (int i = 0; i < o.Ports.Count; i++)
+        {
+            var p = o.Ports[i];
+            var key = $"Gateway:Serial:Ports:{i}";
+            if (string.IsNullOrWhiteSpace(p.Path)) { errors.Add($"{key}:Path: missing (for example /dev/ttyUSB0)"); continue; }
+            if (!names.Add(p.EffectiveName)) errors.Add($"{key}:Name: '{p.EffectiveName}' is used by another port");
+            if (!Formats.Contains(p.Format)) errors.Add($"{key}:Format: '{p.Format}' is not one of {string.Join(", ", Formats)}");
+            if (p.Format == "csv" && p.Columns.Count == 0) errors.Add($"{key}:Columns: a csv port needs its column names");
+            if (p.Format == "csv" && p.Columns.Count > 0 && !p.Columns.Contains(p.DeviceField))
+                errors.Add($"{key}:Columns: no column named '{p.DeviceField}' (the DeviceField)");
+            if (!SerialPortSettings.StandardBaudRates.Contains(p.BaudRate))
+                errors.Add($"{key}:BaudRate: {p.BaudRate} is not one of {string.Join(", ", SerialPortSettings.StandardBaudRates)}");
+            if (p.DataBits is < 5 or > 8) errors.Add($"{key}:DataBits: {p.DataBits} is not 5, 6, 7 or 8");
+            if (p.StopBits is not (1 or 2)) errors.Add($"{key}:StopBits: {p.StopBits} is not 1 or 2");
+            if (p.MaxLineBytes < 16) errors.Add($"{key}:MaxLineBytes: must be at least 16");
+            if (p.ReopenMinMs < 10 || p.ReopenMaxMs < p.ReopenMinMs) errors.Add($"{key}:ReopenMinMs/ReopenMaxMs: need 10 <= min <= max");
+            if (p.TimestampFormat is not ("auto" or "unix_s" or "unix_ms" or "unix_us" or "unix_ns" or "iso8601"))
+                errors.Add($"{key}:TimestampFormat: '{p.TimestampFormat}' is not auto, unix_s, unix_ms, unix_us, unix_ns or iso8601");
+        }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

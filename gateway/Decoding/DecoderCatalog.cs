@@ -1,6 +1,7 @@
 using CityGateway.Decoding.ChirpStack;
 using CityGateway.Decoding.Json;
 using CityGateway.Decoding.SenML;
+using CityGateway.Decoding.Serial;
 using CityGateway.Decoding.TheThingsStack;
 
 namespace CityGateway.Decoding;
@@ -11,7 +12,8 @@ public sealed class DecoderCatalog
     private readonly Dictionary<string, IPayloadDecoder> _decoders;
 
     public DecoderCatalog()
-        : this([new FlatJsonDecoder(), new SenmlDecoder(), new ChirpStackDecoder(), new TtsDecoder()])
+        : this([new FlatJsonDecoder(), new SenmlDecoder(), new ChirpStackDecoder(), new TtsDecoder(),
+            new KeyValueLineDecoder(), new CsvLineDecoder(), new JsonLineDecoder()])
     {
     }
 

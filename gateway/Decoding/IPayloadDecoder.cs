@@ -58,4 +58,6 @@ public static class QuarantineReasons
     public const string RejectedByInflux = "rejected_by_influx";
     public const string ProcessingError = "processing_error";
     public const string JournalExpired = "journal_expired";
+    public const string BadChecksum = "bad_checksum";
+    public const string LineTooLong = "line_too_long";
 }

@@ -1,5 +1,8 @@
 using CityGateway.Journal;
 using CityGateway.Quarantine;
+using CityGateway.Sources.Mqtt;
+using CityGateway.Sources.Serial;
+using Microsoft.Extensions.Options;
 
 namespace CityGateway.Health;
 
@@ -8,15 +11,24 @@ public static class HealthEndpoints
     public static void Map(WebApplication app)
     {
         app.MapGet("/healthz", () => Results.Json(new { status = "alive" }));
-        app.MapGet("/readyz", (GatewayHealth health, GatewayMetrics metrics, QuarantineStore quarantine, IFrameLog log) =>
+        app.MapGet("/readyz", (GatewayHealth health, GatewayMetrics metrics, QuarantineStore quarantine, IFrameLog log,
+            SerialStatus serial, IOptions<MqttConnectionOptions> mqtt) =>
         {
             bool influxOk = health.InfluxReachable && !health.InfluxUnauthorised;
             var journal = log.Stats;
-            bool ready = health.BrokerConnected && influxOk && !journal.Full;
+            bool brokerOk = !mqtt.Value.Enabled || health.BrokerConnected;
+            bool serialOk = serial.Ports.Values.All(p => p.Open);
+            bool ready = brokerOk && influxOk && !journal.Full && serialOk;
             var body = new
             {
                 ready,
-                broker = new { connected = health.BrokerConnected, detail = health.BrokerDetail },
+                broker = mqtt.Value.Enabled ? new { connected = health.BrokerConnected, detail = health.BrokerDetail } : null,
+                serial = serial.Ports.Values.OrderBy(p => p.Name).Select(p => new
+                {
+                    name = p.Name, path = p.Path, open = p.Open, state = p.State,
+                    lines = Interlocked.Read(ref p.Lines), bytes = Interlocked.Read(ref p.Bytes),
+                    overlong = Interlocked.Read(ref p.Overlong), reopens = Math.Max(0, Interlocked.Read(ref p.Reopens) - 1),
+                }),
                 influx = new
                 {
                     reachable = health.InfluxReachable,

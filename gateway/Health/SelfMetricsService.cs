@@ -25,6 +25,7 @@ public sealed class SelfMetricsOptions
 public sealed partial class SelfMetricsService(
     PipelineChannels channels,
     IFrameLog log,
+    Sources.Serial.SerialStatus serial,
     GatewayMetrics metrics,
     GatewayHealth health,
     QuarantineStore quarantine,
@@ -70,6 +71,16 @@ public sealed partial class SelfMetricsService(
         p.Fields.Add(PointField.Of("journal_pending", journal.Pending));
         p.Fields.Add(PointField.Of("journal_full", journal.Full));
         var batch = new List<Point> { p };
+        foreach (var port in serial.Ports.Values)
+        {
+            var sp = new Point("gateway", [new("instance", Instance), new("port", port.Name)], now) { Origin = "self" };
+            sp.Fields.Add(PointField.Of("serial_open", port.Open));
+            sp.Fields.Add(PointField.Of("serial_lines", Interlocked.Read(ref port.Lines)));
+            sp.Fields.Add(PointField.Of("serial_bytes", Interlocked.Read(ref port.Bytes)));
+            sp.Fields.Add(PointField.Of("serial_overlong", Interlocked.Read(ref port.Overlong)));
+            sp.Fields.Add(PointField.Of("serial_reopens", Math.Max(0, Interlocked.Read(ref port.Reopens) - 1)));
+            batch.Add(sp);
+        }
         foreach (var (reason, count) in quarantine.CountsByReason)
         {
             var r = new Point("gateway", [new("instance", Instance), new("reason", reason)], now) { Origin = "self" };

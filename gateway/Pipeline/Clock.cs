@@ -4,7 +4,25 @@ public static class UnixTime
 {
     private static readonly long EpochTicks = DateTime.UnixEpoch.Ticks;
 
+    private static long _lastReceive;
+
     public static long NowNs() => ToNs(DateTimeOffset.UtcNow);
+
+    /// <summary>
+    /// Receive time for a new frame: the wall clock, but strictly increasing across all sources, so
+    /// two frames of one device received within the clock's resolution never share a timestamp
+    /// (which would merge them into one InfluxDB point).
+    /// </summary>
+    public static long ReceiveNs()
+    {
+        long now = NowNs();
+        while (true)
+        {
+            long last = Interlocked.Read(ref _lastReceive);
+            long next = now > last ? now : last + 1;
+            if (Interlocked.CompareExchange(ref _lastReceive, next, last) == last) return next;
+        }
+    }
 
     public static long ToNs(DateTimeOffset t) => (t.UtcTicks - EpochTicks) * 100;
 

@@ -59,7 +59,7 @@ public sealed partial class PipelineService : BackgroundService
                 points.Clear();
                 try
                 {
-                    if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs && frame.Source != QuarantineEndpoints.ReplaySource)
+                    if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs && !frame.IsReplay)
                         _quarantine.Add(QuarantineReasons.JournalExpired,
                             $"received {UnixTime.FromNs(frame.ReceivedAtNs):O}, not stored within Gateway:Journal:MaxAge; replay it from the quarantine",
                             frame);
@@ -101,7 +101,7 @@ public sealed partial class PipelineService : BackgroundService
                 frame);
             return;
         }
-        if (!_routes.TryResolve(frame.Topic, out var route, out var decoder))
+        if (!_routes.TryResolve(frame.SourceKind, frame.Topic, out var route, out var decoder))
         {
             _quarantine.Add(QuarantineReasons.NoRoute, $"no route matches '{Timestamps.Truncate(frame.Topic, 200)}'", frame);
             return;

@@ -16,8 +16,15 @@ public sealed class RawFrame
         OriginalLength = originalLength;
     }
 
-    /// <summary>"mqtt" or "serial".</summary>
+    /// <summary>"mqtt" or "serial"; with ":replay" appended for frames replayed from the quarantine.</summary>
     public string Source { get; }
+
+    /// <summary>The source without the replay mark: which routes apply.</summary>
+    public string SourceKind => Source.EndsWith(ReplaySuffix, StringComparison.Ordinal) ? Source[..^ReplaySuffix.Length] : Source;
+
+    public bool IsReplay => Source.EndsWith(ReplaySuffix, StringComparison.Ordinal);
+
+    public const string ReplaySuffix = ":replay";
 
     /// <summary>MQTT topic, or the serial port path.</summary>
     public string Topic { get; }

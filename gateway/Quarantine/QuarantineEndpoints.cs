@@ -108,7 +108,8 @@ public static class QuarantineEndpoints
                 continue;
             }
             var bytes = e.PayloadEncoding == "base64" ? Convert.FromBase64String(e.Payload!) : Encoding.UTF8.GetBytes(e.Payload!);
-            log.Append(new RawFrame(ReplaySource, e.Topic!, bytes, e.ReceivedAtNs!.Value, 1, bytes.Length));
+            var source = e.Source!.EndsWith(RawFrame.ReplaySuffix, StringComparison.Ordinal) ? e.Source : e.Source + RawFrame.ReplaySuffix;
+            log.Append(new RawFrame(source, e.Topic!, bytes, e.ReceivedAtNs!.Value, 1, bytes.Length));
             done.Add(e.Id!);
         }
         store.MarkReplayed(done);
@@ -118,14 +119,12 @@ public static class QuarantineEndpoints
         return Results.Json(new { replayed = done.Count, replayedIds = done, skipped });
     }
 
-    /// <summary>Frames replayed from the quarantine carry this source; the journal age bound does not apply to them.</summary>
-    public const string ReplaySource = "replay";
-
     /// <summary>Why an entry cannot be replayed, or null when it can.</summary>
     private static string? Replayable(QuarantineEntry e)
     {
         if (e.Id is null) return "entry has no id";
-        if (e.Source is not ("mqtt" or "serial" or ReplaySource)) return $"entries from '{e.Source}' are not frames";
+        var kind = e.Source?.Replace(RawFrame.ReplaySuffix, "");
+        if (kind is not ("mqtt" or "serial")) return $"entries from '{e.Source}' are not frames";
         if (e.Topic is null || e.ReceivedAtNs is null || e.Payload is null) return "entry has no frame";
         int stored = e.PayloadEncoding == "base64" ? (e.Payload.Length / 4 * 3) - e.Payload.Count(c => c == '=') : Encoding.UTF8.GetByteCount(e.Payload);
         if (e.PayloadBytes is { } original && original != stored) return $"only {stored} of {original} payload bytes were kept";

@@ -14,11 +14,14 @@ public sealed class RouteTable
 
     public IReadOnlyList<TopicRoute> Routes => _routes.Select(r => r.Route).ToArray();
 
-    public bool TryResolve(string topic, out TopicRoute route, out IPayloadDecoder decoder)
+    public bool TryResolve(string topic, out TopicRoute route, out IPayloadDecoder decoder) => TryResolve("mqtt", topic, out route, out decoder);
+
+    /// <summary>The first route for this source whose filter matches the topic (for serial frames: the port's route).</summary>
+    public bool TryResolve(string source, string topic, out TopicRoute route, out IPayloadDecoder decoder)
     {
         foreach (var (r, d) in _routes)
         {
-            if (Topics.Matches(r.Filter, topic))
+            if (r.Source == source && Topics.Matches(r.Filter, topic))
             {
                 route = r;
                 decoder = d;

@@ -35,5 +35,17 @@ public sealed class TopicRoute
     /// TTS device_id).</summary>
     public string DeviceIdFrom { get; set; } = "auto";
 
+    /// <summary>Which source's frames this route takes: mqtt, or serial (serial routes come from Gateway:Serial:Ports).</summary>
+    public string Source { get; set; } = "mqtt";
+
+    /// <summary>Text line formats (csv): the column names, in order.</summary>
+    public List<string> Columns { get; set; } = [];
+
+    /// <summary>Text line formats (csv): the separator.</summary>
+    public string Delimiter { get; set; } = ",";
+
+    /// <summary>Text line formats: the NMEA-style *hh checksum policy.</summary>
+    public Decoding.Serial.ChecksumPolicy Checksum { get; set; } = Decoding.Serial.ChecksumPolicy.Optional;
+
     public override string ToString() => $"{Format}:{Filter}";
 }

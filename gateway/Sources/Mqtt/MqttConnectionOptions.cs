@@ -3,6 +3,9 @@ namespace CityGateway.Sources.Mqtt;
 /// <summary>How to reach and authenticate to a broker. Shared by the gateway's source and the simulators.</summary>
 public sealed class MqttConnectionOptions
 {
+    /// <summary>Off for a gateway that only reads serial ports.</summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>mqtt://host:port, or mqtts://host:port for TLS.</summary>
     public string Url { get; set; } = "mqtt://127.0.0.1:1883";
 

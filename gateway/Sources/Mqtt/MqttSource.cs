@@ -170,7 +170,7 @@ public sealed partial class MqttSource : BackgroundService
         int length = message.Payload.Length;
         // An oversized payload is kept only as far as the quarantine will store it.
         var bytes = (length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload).ToArray();
-        var frame = new RawFrame("mqtt", message.Topic, bytes, UnixTime.NowNs(), message.Qos, length);
+        var frame = new RawFrame("mqtt", message.Topic, bytes, UnixTime.ReceiveNs(), message.Qos, length);
         _metrics.FrameReceived(length);
         for (int attempt = 0; ; attempt++)
         {
