@@ -69,10 +69,7 @@ public sealed class Fleet
                 var format = formats[i % formats.Count];
                 var id = $"{Prefixes[d]}-{i + 1:D4}";
                 var place = new Random(Identifiers.DeviceSeed(o.Seed, d, i, 1));
-                var (district, dLat, dLon) = DistrictList[place.Next(DistrictList.Length)];
-                var site = $"{type.SitePrefix}-{place.Next(1, 60)}";
-                double lat = Math.Round(CentreLatitude + dLat + (place.NextDouble() - 0.5) * 0.008, 6);
-                double lon = Math.Round(CentreLongitude + dLon + (place.NextDouble() - 0.5) * 0.011, 6);
+                var (district, site, lat, lon) = Place(place, type);
                 string? lane = domain == "traffic" ? (place.Next(2) + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
                 var model = type.CreateModel(new Random(Identifiers.DeviceSeed(o.Seed, d, i, 2)));
                 var radio = new Random(Identifiers.DeviceSeed(o.Seed, d, i, 3));
@@ -92,5 +89,15 @@ public sealed class Fleet
             for (int d = 0; d < 3; d++)
                 if (i < counts[d]) ordered.Add(perDomain[d][i]);
         return new Fleet(o.City, ordered);
+    }
+
+    /// <summary>Draws a district, a site of the type and a position within the district from <paramref name="place"/>.</summary>
+    internal static (string District, string Site, double Latitude, double Longitude) Place(Random place, DeviceTypeSpec type)
+    {
+        var (district, dLat, dLon) = DistrictList[place.Next(DistrictList.Length)];
+        var site = $"{type.SitePrefix}-{place.Next(1, 60)}";
+        double lat = Math.Round(CentreLatitude + dLat + (place.NextDouble() - 0.5) * 0.008, 6);
+        double lon = Math.Round(CentreLongitude + dLon + (place.NextDouble() - 0.5) * 0.011, 6);
+        return (district, site, lat, lon);
     }
 }

@@ -20,6 +20,7 @@ namespace CityGateway.Simulators
             as flat JSON, SenML, ChirpStack v4 and The Things Stack v3 uplinks.
 
             Usage: Simulators [options]
+                   Simulators serial --port PATH [options]   (line-delimited frames on a tty; serial --help)
 
               --broker URL               MQTT broker (default mqtt://127.0.0.1:1883; mqtts:// for TLS)
               --username NAME            MQTT user name
@@ -52,6 +53,8 @@ namespace CityGateway.Simulators
 
         public static async Task<int> RunAsync(string[] args)
         {
+            if (args.Length > 0 && args[0] == "serial") return await SerialCommand.RunAsync(args[1..]);
+
             ParsedCommand parsed;
             try
             {
