@@ -12,40 +12,6 @@ namespace CityGateway.Tests.Integration;
 [Collection(ServicesCollection.Name)]
 public sealed class FleetIngestionTests(ServicesFixture services)
 {
-    // The expected canonical value of each source field, computed here independently of the
-    // gateway's unit table.
-    private static readonly Dictionary<string, (string Metric, Func<double, double> Convert)> Expected = new()
-    {
-        ["count"] = ("intensity", v => v),
-        ["vehicles"] = ("intensity", v => v),
-        ["occ_pct"] = ("occupancy", v => v / 100),
-        ["occupancy"] = ("occupancy", v => v),
-        ["speed_kmh"] = ("averageVehicleSpeed", v => v),
-        ["speed_mph"] = ("averageVehicleSpeed", v => v * 1.609344),
-        ["flow_lps"] = ("flow", v => v * 3.6),
-        ["pressure_kpa"] = ("pressure", v => v / 100),
-        ["pressure_psi"] = ("pressure", v => v * 0.0689475729),
-        ["level_cm"] = ("waterLevel", v => v / 100),
-        ["pH"] = ("pH", v => v),
-        ["turbidity"] = ("turbidity", v => v),
-        ["temp_c"] = ("temperature", v => v),
-        ["chlorine"] = ("chlorine", v => v),
-        ["pm25"] = ("pm25", v => v),
-        ["pm10"] = ("pm10", v => v),
-        ["no2"] = ("no2", v => v),
-        ["o3"] = ("o3", v => v),
-        ["no2_ppb"] = ("no2", v => v * 46.0055 / 24.45),
-        ["o3_ppb"] = ("o3", v => v * 47.9982 / 24.45),
-        ["co_ppm"] = ("co", v => v * 1000 * 28.0101 / 24.45),
-        ["temp"] = ("temperature", v => v),
-        ["temp_f"] = ("temperature", v => (v - 32) * 5 / 9),
-        ["rh"] = ("relativeHumidity", v => v),
-        ["rh_pct"] = ("relativeHumidity", v => v / 100),
-        ["LAeq"] = ("LAeq", v => v),
-        ["LAmax"] = ("LAmax", v => v),
-        ["seq"] = ("seq", v => v),
-    };
-
     [Fact]
     public async Task Seeded_fleet_in_all_formats_arrives_with_canonical_names_and_units()
     {
@@ -111,16 +77,7 @@ public sealed class FleetIngestionTests(ServicesFixture services)
             Assert.Equal("lumen", row["city"].GetString());
             Assert.False(string.IsNullOrEmpty(row["district"].GetString()));
             Assert.False(string.IsNullOrEmpty(row["site"].GetString()));
-            foreach (var (source, value) in m.SourceValues)
-            {
-                Assert.True(Expected.TryGetValue(source, out var e), $"the test has no expectation for source field '{source}'");
-                Assert.False(row.ContainsKey(source) && source != e.Metric, $"source name '{source}' was stored instead of '{e.Metric}'");
-                Assert.True(row.TryGetValue(e.Metric, out var stored) && stored.ValueKind == JsonValueKind.Number,
-                    $"{m.Format} {m.DeviceType}: {e.Metric} missing for {source}");
-                double want = e.Convert(value);
-                Assert.True(Math.Abs(stored.GetDouble() - want) <= 1e-9 * Math.Max(1, Math.Abs(want)),
-                    $"{m.Format} {m.DeviceType} {source}={value}: stored {e.Metric}={stored.GetDouble()}, expected {want}");
-            }
+            ExpectedConversions.AssertRow(m.SourceValues, row, $"{m.Format} {m.DeviceType}");
             foreach (var (tag, value) in m.Tags) Assert.Equal(value, row[tag].GetString());
         }
 
