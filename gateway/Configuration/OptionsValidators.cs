@@ -175,6 +175,7 @@ internal sealed class SerialOptionsValidator : IValidateOptions<SerialOptions>
             if (p.DataBits is < 5 or > 8) errors.Add($"{key}:DataBits: {p.DataBits} is not 5, 6, 7 or 8");
             if (p.StopBits is not (1 or 2)) errors.Add($"{key}:StopBits: {p.StopBits} is not 1 or 2");
             if (p.MaxLineBytes < 16) errors.Add($"{key}:MaxLineBytes: must be at least 16");
+            if (p.ReadCoalesceMs is < 0 or > 1000) errors.Add($"{key}:ReadCoalesceMs: must be between 0 and 1000");
             if (p.ReopenMinMs < 10 || p.ReopenMaxMs < p.ReopenMinMs) errors.Add($"{key}:ReopenMinMs/ReopenMaxMs: need 10 <= min <= max");
             if (p.TimestampFormat is not ("auto" or "unix_s" or "unix_ms" or "unix_us" or "unix_ns" or "iso8601"))
                 errors.Add($"{key}:TimestampFormat: '{p.TimestampFormat}' is not auto, unix_s, unix_ms, unix_us, unix_ns or iso8601");

@@ -45,6 +45,10 @@ public sealed class SerialPortOptions
     /// <summary>Longer lines are quarantined (line_too_long) and the framer resynchronises on the next newline.</summary>
     public int MaxLineBytes { get; set; } = 4096;
 
+    /// <summary>After a short read, wait this long before reading again so that bytes trickling in at
+    /// line speed are taken a batch at a time (fewer wake-ups per line). 0 reads every byte at once.</summary>
+    public int ReadCoalesceMs { get; set; } = 5;
+
     /// <summary>Reopen backoff when the device is missing or vanished, doubling from min to max.</summary>
     public int ReopenMinMs { get; set; } = 500;
 

@@ -66,6 +66,8 @@ public sealed partial class SerialSource : BackgroundService
     {
         var framer = new LineFramer(Math.Max(16, options.MaxLineBytes));
         var buffer = new byte[8192];
+        int coalesce = Math.Max(0, options.ReadCoalesceMs);
+        LineFramer.LineHandler onLine = (line, overlong, length) => OnLine(options, status, line, overlong, length);
         var delay = TimeSpan.FromMilliseconds(Math.Max(10, options.ReopenMinMs));
         var maxDelay = TimeSpan.FromMilliseconds(Math.Max(options.ReopenMinMs, options.ReopenMaxMs));
         string? lastError = null;
@@ -114,7 +116,8 @@ public sealed partial class SerialSource : BackgroundService
                         break;
                     }
                     Interlocked.Add(ref status.Bytes, n);
-                    framer.Push(buffer.AsSpan(0, n), (line, overlong, length) => OnLine(options, status, line, overlong, length));
+                    framer.Push(buffer.AsSpan(0, n), onLine);
+                    if (coalesce > 0 && n < 256) Thread.Sleep(coalesce); // a trickle at line speed, not a burst
                 }
             }
             status.Open = false;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmarks against real services on this machine; prints medians over repeated runs.
+#   deploy/bench.sh serial [--runs N] [--lines N] [--seconds S]
+# Needs what deploy/test.sh installs. Not part of CI.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+source deploy/lib/common.sh
+ensure_dotnet
+ensure_packages mosquitto libmosquitto1 influxdb socat
+[ $# -ge 1 ] || { echo "usage: $0 serial [options]" >&2; exit 2; }
+dotnet build tests/Gateway.Benchmarks -c Release --nologo -v quiet >/dev/null
+exec dotnet tests/Gateway.Benchmarks/bin/Release/net10.0/Gateway.Benchmarks.dll "$@"
