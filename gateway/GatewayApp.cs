@@ -1,5 +1,6 @@
 using CityGateway.Configuration;
 using CityGateway.Decoding;
+using CityGateway.Exchange.Signing;
 using CityGateway.Health;
 using CityGateway.Journal;
 using CityGateway.Normalisation;
@@ -118,6 +119,8 @@ public static class GatewayApp
 
     public static async Task<int> RunAsync(string[] args)
     {
+        // "Gateway exchange <command> ...": an operator command of the data exchange, run instead of the host.
+        if (args.Length > 0 && args[0] == "exchange") return ExchangeCommands.Run(args[1..], Console.Out, Console.Error);
         WebApplication app;
         try
         {
