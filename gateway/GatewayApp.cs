@@ -1,5 +1,6 @@
 using CityGateway.Configuration;
 using CityGateway.Decoding;
+using CityGateway.Exchange;
 using CityGateway.Exchange.Signing;
 using CityGateway.Health;
 using CityGateway.Journal;
@@ -49,6 +50,14 @@ public static class GatewayApp
         services.AddOptions<SerialOptions>().Configure(o => config.GetSection("Serial:Ports").Bind(o.Ports)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SerialOptions>, SerialOptionsValidator>();
         services.AddSingleton<SerialStatus>();
+        var exchange = config.GetSection("Exchange").Get<ExchangeOptions>() ?? new ExchangeOptions();
+        services.AddOptions<ExchangeOptions>().Bind(config.GetSection("Exchange")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ExchangeOptions>, ExchangeOptionsValidator>();
+        if (exchange.Enabled)
+        {
+            services.AddSingleton<ExchangeContext>();
+            ExchangeEndpoints.AddExchangeRateLimiting(services, exchange);
+        }
         services.AddProblemDetails();
         services.AddOptions<JournalOptions>().Bind(config.GetSection("Journal")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<JournalOptions>, JournalOptionsValidator>();
@@ -90,12 +99,23 @@ public static class GatewayApp
         services.AddSingleton<SelfMetricsService>();
         services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());
         services.AddHostedService(sp => sp.GetRequiredService<RegistryHolder>());
+        if (exchange.Enabled) services.AddHostedService<ReleaseJob>();
+        if (exchange.Partners.Count > 0)
+        {
+            services.AddSingleton<FederationClient>();
+            services.AddHostedService(sp => sp.GetRequiredService<FederationClient>());
+        }
         if (config.GetValue("Mqtt:Enabled", true)) services.AddHostedService<MqttSource>();
         services.AddHostedService<SerialSource>();
 
         var app = builder.Build();
         HealthEndpoints.Map(app);
         QuarantineEndpoints.Map(app);
+        if (exchange.Enabled)
+        {
+            app.UseRateLimiter();
+            ExchangeEndpoints.Map(app);
+        }
         return app;
     }
 
@@ -114,6 +134,7 @@ public static class GatewayApp
         Check<PipelineOptions>();
         Check<JournalOptions>();
         Check<SerialOptions>();
+        Check<ExchangeOptions>();
         if (failures.Count > 0) throw new OptionsValidationException("Gateway", typeof(object), failures);
     }
 

@@ -183,3 +183,34 @@ internal sealed class SerialOptionsValidator : IValidateOptions<SerialOptions>
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
+
+internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Exchange.ExchangeOptions>
+{
+    public ValidateOptionsResult Validate(string? name, CityGateway.Exchange.ExchangeOptions o)
+    {
+        var errors = new List<string>();
+        if (o.Enabled)
+        {
+            if (string.IsNullOrWhiteSpace(o.CityId)) errors.Add("Gateway:Exchange:CityId: required to share data");
+            if (string.IsNullOrWhiteSpace(o.SigningKeyPem) && string.IsNullOrWhiteSpace(o.SigningKeyFile))
+                errors.Add("Gateway:Exchange:SigningKeyFile: required (or Gateway:Exchange:SigningKeyPem); create one with 'Gateway exchange keygen --out city-key.pem'");
+            else if (string.IsNullOrWhiteSpace(o.SigningKeyPem) && !File.Exists(o.SigningKeyFile))
+                errors.Add($"Gateway:Exchange:SigningKeyFile: '{o.SigningKeyFile}' does not exist");
+            try { CityGateway.Exchange.AgreementLoader.LoadFolder(o.AgreementsPath); }
+            catch (CityGateway.Exchange.AgreementException e) { errors.Add($"Gateway:Exchange:AgreementsPath: {e.Message}"); }
+            if (o.RequestsPerMinute < 1) errors.Add("Gateway:Exchange:RequestsPerMinute: must be at least 1");
+            if (o.ReleaseCheckSeconds < 1) errors.Add("Gateway:Exchange:ReleaseCheckSeconds: must be at least 1");
+        }
+        for (int i = 0; i < o.Partners.Count; i++)
+        {
+            var p = o.Partners[i];
+            var key = $"Gateway:Exchange:Partners:{i}";
+            if (string.IsNullOrWhiteSpace(p.Id)) errors.Add($"{key}:Id: missing");
+            if (!Uri.TryCreate(p.WellKnownUrl, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
+                errors.Add($"{key}:WellKnownUrl: '{p.WellKnownUrl}' is not an http(s) URL");
+            if (string.IsNullOrWhiteSpace(p.ApiKey)) errors.Add($"{key}:ApiKey: missing (set it through Gateway__Exchange__Partners__{i}__ApiKey)");
+            if (string.IsNullOrWhiteSpace(o.CityId)) errors.Add("Gateway:Exchange:CityId: required to pull partner feeds");
+        }
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors.Distinct());
+    }
+}

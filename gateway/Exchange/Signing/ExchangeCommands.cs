@@ -14,6 +14,9 @@ public static class ExchangeCommands
         (AuditCommands.VerifyUsage, "check the audit log's hash chain; exit 0 intact, 1 broken"),
         (AuditCommands.TransparencyUsage, "releases, rows, epsilon and pulls per partner"),
         (AuditCommands.RepairUsage, "move a torn last line (left by a crash) aside"),
+        ("Gateway exchange issue-key --partner ID [--data DIR]", "new partner API key, printed once; only its hash is kept"),
+        ("Gateway exchange revoke-key --key-id ID [--data DIR]", "revoke a partner key (effective at once)"),
+        ("Gateway exchange list-keys [--data DIR]", "partner keys: ids, partners, dates"),
     ];
 
     private static readonly string Help = "usage:" + Environment.NewLine + string.Join(Environment.NewLine,
@@ -34,6 +37,7 @@ public static class ExchangeCommands
             case "verify-audit": return AuditCommands.VerifyAudit(rest, output, error);
             case "transparency": return AuditCommands.Transparency(rest, output, error);
             case "repair-audit": return AuditCommands.RepairAudit(rest, output, error);
+            case "issue-key" or "revoke-key" or "list-keys": return PartnerKeyCommands.Run(args[0], rest, output, error);
             case "help" or "--help" or "-h":
                 output.WriteLine(Help);
                 return 0;

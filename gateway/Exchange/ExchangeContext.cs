@@ -1,0 +1,35 @@
+using CityGateway.Exchange.Audit;
+using CityGateway.Exchange.Privacy;
+using CityGateway.Exchange.Signing;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Exchange;
+
+/// <summary>The exchange's state, loaded once at start: agreements, signer, keys, releases, ledger, audit log.</summary>
+public sealed class ExchangeContext
+{
+    public ExchangeContext(IOptions<ExchangeOptions> options)
+    {
+        var o = options.Value;
+        CityId = o.CityId;
+        CityName = o.CityName;
+        Agreements = AgreementLoader.LoadFolder(o.AgreementsPath);
+        Signer = o.SigningKeyPem is { Length: > 0 } pem ? ReleaseSigner.FromPem(pem) : ReleaseSigner.FromPemFile(o.SigningKeyFile!);
+        Directory.CreateDirectory(o.DataPath);
+        Keys = new PartnerKeyStore(Path.Combine(o.DataPath, "partner-keys.json"));
+        Releases = new ReleaseStore(Path.Combine(o.DataPath, "releases"));
+        Ledger = new PrivacyBudgetLedger(Path.Combine(o.DataPath, "budget-ledger.json"));
+        Audit = new AuditLog(Path.Combine(o.DataPath, "audit.jsonl"));
+    }
+
+    public string CityId { get; }
+    public string CityName { get; }
+    public IReadOnlyList<Agreement> Agreements { get; }
+    public ReleaseSigner Signer { get; }
+    public PartnerKeyStore Keys { get; }
+    public ReleaseStore Releases { get; }
+    public PrivacyBudgetLedger Ledger { get; }
+    public AuditLog Audit { get; }
+
+    public Agreement? AgreementFor(string partner) => Agreements.FirstOrDefault(a => a.Partner.Id == partner);
+}

@@ -1,0 +1,232 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using System.Threading.RateLimiting;
+using CityGateway.Exchange.Signing;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Exchange;
+
+/// <summary>
+/// The partner API: each partner's key reads that partner's releases only. Errors are
+/// application/problem+json; every request is rate-limited per key; every pull is audited.
+/// </summary>
+public static partial class ExchangeEndpoints
+{
+    public const string RateLimitPolicy = "partner";
+    public const int MaxLimit = 500;
+    private const string PartnerItem = "exchange.partner";
+    private const string KeyItem = "exchange.key";
+
+    [GeneratedRegex("^s[0-9]{1,18}$")]
+    private static partial Regex CursorPattern();
+
+    public static void AddExchangeRateLimiting(IServiceCollection services, ExchangeOptions options)
+    {
+        services.AddRateLimiter(o =>
+        {
+            o.AddPolicy(RateLimitPolicy, http =>
+            {
+                // Partitioned by the key's id (not the secret): one budget per key; unauthenticated
+                // callers share a partition per address.
+                var key = PresentedKey(http);
+                var parts = key?.Split('.');
+                var partition = parts is { Length: 3 } ? "key:" + parts[1] : "ip:" + http.Connection.RemoteIpAddress;
+                return RateLimitPartition.GetFixedWindowLimiter(partition, _ => new FixedWindowRateLimiterOptions
+                {
+                    PermitLimit = Math.Max(1, options.RequestsPerMinute),
+                    Window = TimeSpan.FromMinutes(1),
+                    QueueLimit = 0,
+                });
+            });
+            o.OnRejected = async (context, ct) =>
+            {
+                var retry = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var ra) ? ra : TimeSpan.FromSeconds(60);
+                context.HttpContext.Response.Headers.RetryAfter = ((int)Math.Ceiling(retry.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                await Results.Problem(statusCode: 429, title: "Too many requests",
+                    detail: $"At most {options.RequestsPerMinute} requests a minute per key; retry after {Math.Ceiling(retry.TotalSeconds)} s.")
+                    .ExecuteAsync(context.HttpContext);
+            };
+        });
+    }
+
+    public static void Map(WebApplication app)
+    {
+        app.MapGet("/.well-known/city-exchange", (ExchangeContext x, IOptions<ExchangeOptions> o, HttpContext http) =>
+        {
+            var baseUrl = o.Value.PublicBaseUrl ?? $"{http.Request.Scheme}://{http.Request.Host}";
+            return Results.Json(new
+            {
+                cityId = x.CityId,
+                cityName = x.CityName,
+                algorithm = "ES256",
+                keyId = x.Signer.KeyId,
+                publicKey = x.Signer.PublicKeyPem,
+                apiBase = baseUrl.TrimEnd('/') + "/api/exchange/v1",
+                openapi = baseUrl.TrimEnd('/') + "/api/exchange/v1/openapi.json",
+            });
+        });
+        app.MapGet("/api/exchange/v1/openapi.json", () => Results.Text(OpenApiDocument.Json, "application/json"));
+
+        var api = app.MapGroup("/api/exchange/v1").RequireRateLimiting(RateLimitPolicy).AddEndpointFilter(RequirePartnerKey);
+        api.MapGet("/feed", Feed);
+        api.MapGet("/agreement", AgreementTerms);
+    }
+
+    private static string? PresentedKey(HttpContext http)
+    {
+        var auth = http.Request.Headers.Authorization.ToString();
+        if (auth.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return auth[7..].Trim();
+        return http.Request.Headers.TryGetValue("X-Api-Key", out var k) ? k.ToString() : null;
+    }
+
+    private static async ValueTask<object?> RequirePartnerKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        if (http.Request.Path.Value?.EndsWith("/openapi.json", StringComparison.Ordinal) == true) return await next(context);
+        var x = http.RequestServices.GetRequiredService<ExchangeContext>();
+        var check = x.Keys.Check(PresentedKey(http), out var entry);
+        if (check != KeyCheck.Valid)
+        {
+            http.Response.Headers.WWWAuthenticate = "Bearer realm=\"city-exchange\"";
+            return Results.Problem(statusCode: 401, title: check switch
+            {
+                KeyCheck.Missing => "API key required",
+                KeyCheck.Revoked => "API key revoked",
+                _ => "API key not recognised",
+            }, detail: "Send your city's key as 'Authorization: Bearer <key>'.");
+        }
+        var agreement = x.AgreementFor(entry!.Partner);
+        if (agreement is null)
+            return Results.Problem(statusCode: 403, title: "No agreement", detail: "This key's partner has no data-sharing agreement.");
+        http.Items[PartnerItem] = agreement;
+        http.Items[KeyItem] = entry;
+        return await next(context);
+    }
+
+    private static IResult Feed(HttpContext http, ExchangeContext x, string? since, int? limit, string? partner)
+    {
+        var agreement = (Agreement)http.Items[PartnerItem]!;
+        var key = (PartnerKeyEntry)http.Items[KeyItem]!;
+        if (partner is not null && partner != agreement.Partner.Id)
+            return Results.Problem(statusCode: 403, title: "Not your feed", detail: "A key reads only its own partner's data.");
+        long after = 0;
+        if (since is not null)
+        {
+            if (!CursorPattern().IsMatch(since) || !long.TryParse(since.AsSpan(1), CultureInfo.InvariantCulture, out after))
+                return Results.Problem(statusCode: 400, title: "Malformed cursor", detail: "Use the 'next' value of a previous answer, or omit 'since'.");
+        }
+        int take = limit ?? 50;
+        if (take < 1 || take > MaxLimit)
+            return Results.Problem(statusCode: 400, title: "Bad limit", detail: $"'limit' must be between 1 and {MaxLimit}.");
+
+        var releases = x.Releases.After(agreement.Partner.Id, after, take + 1);
+        bool more = releases.Count > take;
+        var page = releases.Take(take).ToList();
+        var envelopes = new List<JsonObject>();
+        foreach (var r in page)
+        {
+            JsonObject? envelope;
+            string? error = null;
+            try { envelope = JsonNode.Parse(r.Envelope) as JsonObject; }
+            catch (JsonException e) { envelope = null; error = e.Message; }
+            if (envelope is null || !SignedDocument.VerifyEnvelope(envelope, x.Signer.PublicKeyPem, out error))
+            {
+                http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("CityGateway.Exchange")
+                    .LogError("Release {Path} failed its integrity check ({Error}); it is not served", r.Path, error ?? "unreadable");
+                return Results.Problem(statusCode: 503, title: "Release unavailable",
+                    detail: $"Release #{r.Sequence} failed its integrity check; the city's operators have been alerted.");
+            }
+            envelopes.Add(envelope);
+        }
+        string next = page.Count > 0 ? "s" + page[^1].Sequence : (since ?? "s0");
+        bool csv = http.Request.Headers.Accept.ToString().Contains("text/csv", StringComparison.OrdinalIgnoreCase);
+        byte[] body = csv ? Csv(envelopes) : JsonSerializer.SerializeToUtf8Bytes(new JsonObject
+        {
+            ["partner"] = agreement.Partner.Id,
+            ["releases"] = new JsonArray(envelopes.Select(e => (JsonNode)e.DeepClone()).ToArray()),
+            ["next"] = next,
+            ["more"] = more,
+        });
+        var hash = SHA256.HashData(body);
+        var etag = "\"" + Convert.ToHexStringLower(hash)[..32] + "\"";
+        int rows = envelopes.Sum(e => (e["payload"]?["rows"] as JsonArray)?.Count ?? 0);
+        bool notModified = http.Request.Headers.IfNoneMatch.ToString().Split(',').Select(s => s.Trim()).Contains(etag);
+        x.Audit.Append("pull", new JsonObject
+        {
+            ["partner"] = agreement.Partner.Id, ["keyId"] = key.Id, ["since"] = since, ["releases"] = envelopes.Count, ["rows"] = rows,
+            ["format"] = csv ? "csv" : "json", ["status"] = notModified ? 304 : 200, ["sha256"] = Convert.ToHexStringLower(hash),
+        });
+        http.Response.Headers.ETag = etag;
+        http.Response.Headers.CacheControl = "private, no-cache";
+        if (notModified) return Results.StatusCode(304);
+        if (csv) http.Response.Headers["X-Exchange-Signature"] = "none: CSV is unsigned; the JSON feed carries each release's signature";
+        http.Response.Headers["X-Next-Cursor"] = next;
+        return Results.Bytes(body, csv ? "text/csv; charset=utf-8" : "application/json");
+    }
+
+    private static byte[] Csv(List<JsonObject> envelopes)
+    {
+        var sb = new StringBuilder("sequence,window_start,window_end,district,domain,metric,aggregate,value\n");
+        foreach (var e in envelopes)
+        {
+            var p = e["payload"]!;
+            foreach (var row in p["rows"]!.AsArray())
+            {
+                sb.Append(p["sequence"]!.GetValue<long>()).Append(',')
+                  .Append(p["window"]!["start"]!.GetValue<string>()).Append(',')
+                  .Append(p["window"]!["end"]!.GetValue<string>()).Append(',')
+                  .Append(CsvField(row!["district"]!.GetValue<string>())).Append(',')
+                  .Append(row["domain"]!.GetValue<string>()).Append(',')
+                  .Append(row["metric"]!.GetValue<string>()).Append(',')
+                  .Append(row["aggregate"]!.GetValue<string>()).Append(',')
+                  .Append(row["value"]!.GetValue<double>().ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+            }
+        }
+        return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    private static string CsvField(string s) => s.IndexOfAny([',', '"', '\n', '\r']) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+
+    private static IResult AgreementTerms(HttpContext http, ExchangeContext x)
+    {
+        var a = (Agreement)http.Items[PartnerItem]!;
+        var now = DateTimeOffset.UtcNow;
+        double spent = x.Ledger.Spent(a.Partner.Id, PrivacyPeriod(now));
+        return Results.Json(new
+        {
+            partner = a.Partner,
+            city = new { id = x.CityId, name = x.CityName },
+            agreementVersion = a.Version,
+            a.ValidFrom,
+            a.ValidUntil,
+            window = a.Window.ToString(),
+            allowedLateness = a.AllowedLateness.ToString(),
+            a.Districts,
+            metrics = a.Metrics.Select(m => new
+            {
+                m.Domain, m.Metric, m.Aggregate, m.MinDevices,
+                privacy = m.Personal ? "k devices, clamped contributions, discrete Laplace noise, minimum volume" : "k devices",
+                epsilon = m.Personal ? m.Epsilon : (double?)null,
+                clamp = m.Personal ? m.Clamp : null,
+                granularity = m.Personal ? m.Granularity : (double?)null,
+                minVolume = m.Personal ? m.MinVolume : null,
+            }),
+            budget = new
+            {
+                period = PrivacyPeriod(now),
+                epsilonPerMonth = a.EpsilonPerMonth,
+                spent,
+                remaining = Math.Max(0, a.EpsilonPerMonth - spent),
+            },
+            releases = x.Releases.Count(a.Partner.Id),
+            refusedForBudget = x.Releases.RefusedCount(a.Partner.Id),
+        });
+    }
+
+    private static string PrivacyPeriod(DateTimeOffset t) => Privacy.PrivacyBudgetLedger.PeriodOf(t);
+}

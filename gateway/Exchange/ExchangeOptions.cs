@@ -1,0 +1,59 @@
+namespace CityGateway.Exchange;
+
+public sealed class ExchangeOptions
+{
+    /// <summary>Share data with partner cities (releases, partner API). Off by default.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>This city's id and name, as partners see them.</summary>
+    public string CityId { get; set; } = "";
+
+    public string CityName { get; set; } = "";
+
+    /// <summary>Folder with one agreement file (*.json) per partner.</summary>
+    public string AgreementsPath { get; set; } = "agreements";
+
+    /// <summary>Where releases, partner keys, the budget ledger, pins and cursors are kept.</summary>
+    public string DataPath { get; set; } = "data/exchange";
+
+    /// <summary>The city's signing key: a PEM file path (preferred) ...</summary>
+    public string? SigningKeyFile { get; set; }
+
+    /// <summary>... or the PEM text itself (from the environment: Gateway__Exchange__SigningKeyPem).</summary>
+    public string? SigningKeyPem { get; set; }
+
+    /// <summary>Public base URL of the partner API, published at /.well-known/city-exchange.</summary>
+    public string? PublicBaseUrl { get; set; }
+
+    /// <summary>This instance makes releases (one instance per city should).</summary>
+    public bool Publisher { get; set; } = true;
+
+    /// <summary>How often the release job looks for windows to release.</summary>
+    public int ReleaseCheckSeconds { get; set; } = 60;
+
+    /// <summary>How far back the release job looks for unreleased windows.</summary>
+    public TimeSpan Backfill { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>Partner API requests per key per minute.</summary>
+    public int RequestsPerMinute { get; set; } = 60;
+
+    /// <summary>Partner cities whose feeds this gateway pulls.</summary>
+    public List<PartnerFeedOptions> Partners { get; set; } = [];
+}
+
+public sealed class PartnerFeedOptions
+{
+    /// <summary>The partner city's id (the "city" tag of its values in measurement partner).</summary>
+    public string Id { get; set; } = "";
+
+    /// <summary>Their well-known document, e.g. https://exchange.harbour.example/.well-known/city-exchange.</summary>
+    public string WellKnownUrl { get; set; } = "";
+
+    /// <summary>Our key at their gateway (from the environment: Gateway__Exchange__Partners__0__ApiKey).</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Their public key (PEM); without it, the key is pinned on first use.</summary>
+    public string? PublicKeyPem { get; set; }
+
+    public int PollSeconds { get; set; } = 60;
+}

@@ -1,0 +1,145 @@
+using System.Text.Json;
+using CityGateway.Exchange;
+using CityGateway.Exchange.Signing;
+using CityGateway.Simulators;
+using CityGateway.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace CityGateway.Tests.ExchangeIntegration;
+
+/// <summary>
+/// Two cities on one machine, each with its own broker, InfluxDB database, device fleet, signing
+/// key and gateway, with agreements both ways. Data spans the last two hours, so several 15-minute
+/// windows are due for release as soon as it is stored.
+/// </summary>
+public sealed class TwoCities : IAsyncDisposable
+{
+    public const int WindowMinutes = 15;
+
+    public sealed class City
+    {
+        public required string Id { get; init; }
+        public required MosquittoBroker Broker { get; init; }
+        public required TempDir Dir { get; init; }
+        public required string Database { get; init; }
+        public required int HttpPort { get; init; }
+        public required ReleaseSigner Signer { get; init; }
+        public required SimulatorOptions Fleet { get; init; }
+        public GatewayRunner Gateway { get; set; } = null!;
+        /// <summary>The key this city issued to its partner (the partner uses it to read this city's feed).</summary>
+        public string KeyForPartner { get; set; } = "";
+        public string Url => $"http://127.0.0.1:{HttpPort}";
+        public string DataPath => Dir.File("exchange");
+        public ExchangeContext Exchange => Gateway.Services.GetRequiredService<ExchangeContext>();
+        public ReleaseJob ReleaseJob => Gateway.Services.GetServices<IHostedService>().OfType<ReleaseJob>().Single();
+        public FederationClient Federation => Gateway.Services.GetRequiredService<FederationClient>();
+    }
+
+    public required City A { get; init; }
+    public required City B { get; init; }
+    public required InfluxServer Influx { get; init; }
+
+    /// <summary>The agreement a city makes with its partner: air quality exactly (k = 3), traffic and water with noise.</summary>
+    public static string AgreementJson(string partnerId, string partnerName, int requestsBudgetNote = 0) => $$"""
+        {
+          "partner": { "id": "{{partnerId}}", "name": "{{partnerName}}" },
+          "validFrom": "2026-01-01T00:00:00Z",
+          "validUntil": "2030-01-01T00:00:00Z",
+          "window": "00:{{WindowMinutes}}:00",
+          "allowedLateness": "00:01:00",
+          "districts": ["*"],
+          "epsilonPerMonth": 1000,
+          "metrics": [
+            { "domain": "environment", "metric": "pm25", "aggregate": "mean", "minDevices": 3 },
+            { "domain": "environment", "metric": "temperature", "aggregate": "max", "minDevices": 3 },
+            { "domain": "traffic", "metric": "intensity", "aggregate": "sum", "minDevices": 3,
+              "clamp": [0, 2000], "granularity": 1, "epsilon": 0.5, "minVolume": 5 },
+            { "domain": "water", "metric": "flow", "aggregate": "mean", "minDevices": 3,
+              "clamp": [0, 500], "granularity": 0.1, "epsilon": 0.5, "minVolume": 1 }
+          ]
+        }
+        """;
+
+    public static async Task<TwoCities> StartAsync(InfluxServer influx, params string[] extraArgsForA)
+    {
+        City Make(string id, int seed) => new()
+        {
+            Id = id,
+            Broker = new MosquittoBroker(),
+            Dir = new TempDir("city-" + id),
+            Database = ServicesFixture.NewDatabase(id),
+            HttpPort = ServiceProcess.FreePort(),
+            Signer = ReleaseSigner.Generate(),
+            Fleet = new SimulatorOptions { City = id, TrafficDevices = 24, WaterDevices = 24, EnvironmentDevices = 24, Seed = seed, Qos = 1, MessagesPerDevice = 20 },
+        };
+        var a = Make("citya", 101);
+        var b = Make("cityb", 202);
+        foreach (var (city, partner) in new[] { (a, b), (b, a) })
+        {
+            Directory.CreateDirectory(city.Dir.File("agreements"));
+            File.WriteAllText(city.Dir.File("agreements/" + partner.Id + ".json"), AgreementJson(partner.Id, partner.Id.ToUpperInvariant()));
+            File.WriteAllText(city.Dir.File("city-key.pem"), city.Signer.ExportPkcs8PrivateKeyPem());
+            city.Fleet.BrokerUrl = city.Broker.Url;
+            city.Fleet.RegistryPath = city.Dir.File("devices.json");
+            FleetSimulator.WriteRegistry(FleetSimulator.BuildRegistry(city.Fleet), city.Fleet.RegistryPath);
+            // The partner's key at this city's gateway, issued before either starts.
+            city.KeyForPartner = new PartnerKeyStore(Path.Combine(city.DataPath, "partner-keys.json")).Issue(partner.Id).Key;
+        }
+        foreach (var (city, partner) in new[] { (a, b), (b, a) })
+        {
+            string[] args =
+            [
+                "--urls", city.Url,
+                "--Gateway:Exchange:Enabled=true",
+                "--Gateway:Exchange:CityId=" + city.Id,
+                "--Gateway:Exchange:CityName=" + city.Id.ToUpperInvariant(),
+                "--Gateway:Exchange:AgreementsPath=" + city.Dir.File("agreements"),
+                "--Gateway:Exchange:DataPath=" + city.DataPath,
+                "--Gateway:Exchange:SigningKeyFile=" + city.Dir.File("city-key.pem"),
+                "--Gateway:Exchange:ReleaseCheckSeconds=3600",
+                "--Gateway:Exchange:Backfill=03:00:00",
+                "--Gateway:Exchange:Partners:0:Id=" + partner.Id,
+                "--Gateway:Exchange:Partners:0:WellKnownUrl=" + partner.Url + "/.well-known/city-exchange",
+                "--Gateway:Exchange:Partners:0:ApiKey=" + partner.KeyForPartner,
+                "--Gateway:Exchange:Partners:0:PollSeconds=1",
+                "--Gateway:Normalisation:MaxAge=1.00:00:00",
+                .. city == a ? extraArgsForA : [],
+            ];
+            city.Gateway = await GatewayRunner.StartAsync(city.Broker.Url, influx.Url, city.Database, city.Fleet.RegistryPath!, args);
+        }
+        return new TwoCities { A = a, B = b, Influx = influx };
+    }
+
+    /// <summary>Publishes each city's fleet with device times spread over the last two hours and waits until stored.</summary>
+    public async Task FeedAsync()
+    {
+        foreach (var city in new[] { A, B })
+        {
+            var start = DateTimeOffset.UtcNow.AddHours(-2);
+            // 72 devices × 20 messages, one every 5 s of simulated time: each device reports every 6 minutes.
+            var messages = FleetSimulator.Generate(city.Fleet, start, TimeSpan.FromSeconds(5)).ToList();
+            using var pub = await Publisher.ConnectAsync(city.Broker.Url);
+            foreach (var m in messages) pub.Publish(m.Topic, m.Payload);
+            await pub.FlushAsync();
+            long expected = messages.Count;
+            await Wait.UntilAsync(async () =>
+            {
+                long stored = 0;
+                foreach (var domain in new[] { "traffic", "water", "environment" }) stored += await Influx.CountAsync(city.Database, domain, "seq");
+                return stored >= expected;
+            }, TimeSpan.FromSeconds(60), () => $"{city.Id}: fleet data not stored");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var city in new[] { A, B })
+        {
+            if (city.Gateway is not null) await city.Gateway.DisposeAsync();
+            city.Broker.Dispose();
+            city.Signer.Dispose();
+            city.Dir.Dispose();
+        }
+    }
+}
