@@ -243,4 +243,26 @@ public sealed class ExchangeTests(ServicesFixture services, ITestOutputHelper ou
         Assert.NotNull(broken.FirstBreak);
         output.WriteLine("audit tamper: " + broken);
     }
+
+    [Fact]
+    public async Task A_release_that_would_exceed_the_monthly_budget_is_not_made_and_the_partner_sees_it()
+    {
+        // Each window with traffic and water cells costs ε 0.5 + 0.5; a budget of 2.5 pays for two.
+        await using var cities = await TwoCities.StartAsync(services.Influx, epsilonPerMonth: 2.5);
+        await cities.FeedAsync();
+        var a = cities.A;
+        int made = await a.ReleaseJob.RunOnceAsync(DateTimeOffset.UtcNow, default);
+        using var http = Client(a.KeyForPartner);
+        var terms = JsonNode.Parse(await http.GetStringAsync(a.Url + "/api/exchange/v1/agreement"))!;
+        var budget = terms["budget"]!;
+        output.WriteLine($"releases made {made}; budget {budget.ToJsonString()}; refused {terms["refusedForBudget"]}");
+        Assert.True(budget["spent"]!.GetValue<double>() <= 2.5);
+        Assert.True(budget["remaining"]!.GetValue<double>() < 1.0);
+        Assert.True(terms["refusedForBudget"]!.GetValue<int>() > 0, "windows beyond the budget are refused");
+        // Refused windows are not retried: a second run makes nothing and spends nothing.
+        Assert.Equal(0, await a.ReleaseJob.RunOnceAsync(DateTimeOffset.UtcNow, default));
+        var summary = AuditLog.Summarise(Path.Combine(a.DataPath, "audit.jsonl"));
+        Assert.True(summary.Verification.Ok);
+        Assert.Contains(File.ReadLines(Path.Combine(a.DataPath, "audit.jsonl")), l => l.Contains("\"release_refused\""));
+    }
 }

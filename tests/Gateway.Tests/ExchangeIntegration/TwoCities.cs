@@ -41,7 +41,7 @@ public sealed class TwoCities : IAsyncDisposable
     public required InfluxServer Influx { get; init; }
 
     /// <summary>The agreement a city makes with its partner: air quality exactly (k = 3), traffic and water with noise.</summary>
-    public static string AgreementJson(string partnerId, string partnerName, int requestsBudgetNote = 0) => $$"""
+    public static string AgreementJson(string partnerId, string partnerName, double epsilonPerMonth = 1000) => $$"""
         {
           "partner": { "id": "{{partnerId}}", "name": "{{partnerName}}" },
           "validFrom": "2026-01-01T00:00:00Z",
@@ -49,7 +49,7 @@ public sealed class TwoCities : IAsyncDisposable
           "window": "00:{{WindowMinutes}}:00",
           "allowedLateness": "00:01:00",
           "districts": ["*"],
-          "epsilonPerMonth": 1000,
+          "epsilonPerMonth": {{epsilonPerMonth.ToString(System.Globalization.CultureInfo.InvariantCulture)}},
           "metrics": [
             { "domain": "environment", "metric": "pm25", "aggregate": "mean", "minDevices": 3 },
             { "domain": "environment", "metric": "temperature", "aggregate": "max", "minDevices": 3 },
@@ -61,7 +61,9 @@ public sealed class TwoCities : IAsyncDisposable
         }
         """;
 
-    public static async Task<TwoCities> StartAsync(InfluxServer influx, params string[] extraArgsForA)
+    public static Task<TwoCities> StartAsync(InfluxServer influx, params string[] extraArgsForA) => StartAsync(influx, 1000, extraArgsForA);
+
+    public static async Task<TwoCities> StartAsync(InfluxServer influx, double epsilonPerMonth, params string[] extraArgsForA)
     {
         City Make(string id, int seed) => new()
         {
@@ -78,7 +80,7 @@ public sealed class TwoCities : IAsyncDisposable
         foreach (var (city, partner) in new[] { (a, b), (b, a) })
         {
             Directory.CreateDirectory(city.Dir.File("agreements"));
-            File.WriteAllText(city.Dir.File("agreements/" + partner.Id + ".json"), AgreementJson(partner.Id, partner.Id.ToUpperInvariant()));
+            File.WriteAllText(city.Dir.File("agreements/" + partner.Id + ".json"), AgreementJson(partner.Id, partner.Id.ToUpperInvariant(), epsilonPerMonth));
             File.WriteAllText(city.Dir.File("city-key.pem"), city.Signer.ExportPkcs8PrivateKeyPem());
             city.Fleet.BrokerUrl = city.Broker.Url;
             city.Fleet.RegistryPath = city.Dir.File("devices.json");
