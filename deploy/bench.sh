@@ -6,8 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source deploy/lib/common.sh
-ensure_dotnet
-ensure_packages mosquitto libmosquitto1 influxdb socat
+ensure_test_dependencies
 [ $# -ge 1 ] || { echo "usage: $0 serial [options]" >&2; exit 2; }
 dotnet build tests/Gateway.Benchmarks -c Release --nologo -v quiet >/dev/null
 exec dotnet tests/Gateway.Benchmarks/bin/Release/net10.0/Gateway.Benchmarks.dll "$@"

@@ -6,8 +6,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source deploy/lib/common.sh
 
-ensure_dotnet
-ensure_packages mosquitto libmosquitto1 influxdb socat
+ensure_test_dependencies
 
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT

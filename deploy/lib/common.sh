@@ -42,3 +42,9 @@ wait_for_port() {
     sleep 0.1
   done
 }
+
+# What the tests, the soak run and the benchmarks need on the machine.
+ensure_test_dependencies() {
+  ensure_dotnet
+  ensure_packages mosquitto libmosquitto1 influxdb socat
+}

@@ -192,10 +192,14 @@ internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Ex
         if (o.Enabled)
         {
             if (string.IsNullOrWhiteSpace(o.CityId)) errors.Add("Gateway:Exchange:CityId: required to share data");
-            if (string.IsNullOrWhiteSpace(o.SigningKeyPem) && string.IsNullOrWhiteSpace(o.SigningKeyFile))
-                errors.Add("Gateway:Exchange:SigningKeyFile: required (or Gateway:Exchange:SigningKeyPem); create one with 'Gateway exchange keygen --out city-key.pem'");
-            else if (string.IsNullOrWhiteSpace(o.SigningKeyPem) && !File.Exists(o.SigningKeyFile))
-                errors.Add($"Gateway:Exchange:SigningKeyFile: '{o.SigningKeyFile}' does not exist");
+            try
+            {
+                using var signer = CityGateway.Exchange.Signing.ReleaseSigner.Load(o.Signing);
+            }
+            catch (CityGateway.Exchange.Signing.SigningKeyException e)
+            {
+                errors.Add($"{CityGateway.Exchange.Signing.ExchangeSigningOptions.Section}: {e.Message} Create a key with 'Gateway exchange keygen --out city-key.pem'.");
+            }
             try { CityGateway.Exchange.AgreementLoader.LoadFolder(o.AgreementsPath); }
             catch (CityGateway.Exchange.AgreementException e) { errors.Add($"Gateway:Exchange:AgreementsPath: {e.Message}"); }
             if (o.RequestsPerMinute < 1) errors.Add("Gateway:Exchange:RequestsPerMinute: must be at least 1");

@@ -14,7 +14,7 @@ public sealed class ExchangeContext
         CityId = o.CityId;
         CityName = o.CityName;
         Agreements = AgreementLoader.LoadFolder(o.AgreementsPath);
-        Signer = o.SigningKeyPem is { Length: > 0 } pem ? ReleaseSigner.FromPem(pem) : ReleaseSigner.FromPemFile(o.SigningKeyFile!);
+        Signer = ReleaseSigner.Load(o.Signing);
         Directory.CreateDirectory(o.DataPath);
         Keys = new PartnerKeyStore(Path.Combine(o.DataPath, "partner-keys.json"));
         Releases = new ReleaseStore(Path.Combine(o.DataPath, "releases"));

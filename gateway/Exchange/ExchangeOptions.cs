@@ -16,11 +16,8 @@ public sealed class ExchangeOptions
     /// <summary>Where releases, partner keys, the budget ledger, pins and cursors are kept.</summary>
     public string DataPath { get; set; } = "data/exchange";
 
-    /// <summary>The city's signing key: a PEM file path (preferred) ...</summary>
-    public string? SigningKeyFile { get; set; }
-
-    /// <summary>... or the PEM text itself (from the environment: Gateway__Exchange__SigningKeyPem).</summary>
-    public string? SigningKeyPem { get; set; }
+    /// <summary>The city's signing key (Gateway:Exchange:Signing:KeyFile, or KeyPem from the environment).</summary>
+    public Signing.ExchangeSigningOptions Signing { get; set; } = new();
 
     /// <summary>Public base URL of the partner API, published at /.well-known/city-exchange.</summary>
     public string? PublicBaseUrl { get; set; }

@@ -9,30 +9,8 @@ namespace CityGateway.Tests.Configuration;
 /// </summary>
 public sealed class StartupConfigurationTests
 {
-    private static (int ExitCode, string Output) RunGateway(TempDir dir, params string[] args)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Gateway.dll");
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = dir.Path,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(dll);
-        psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add("http://127.0.0.1:0");
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(60_000))
-        {
-            p.Kill(true);
-            throw new TimeoutException("the gateway did not stop on a configuration error:\n" + stdout.Result + stderr.Result);
-        }
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
+    private static (int ExitCode, string Output) RunGateway(TempDir dir, params string[] args) =>
+        GatewayCli.Run(dir, ["--urls", "http://127.0.0.1:0", .. args]);
 
     private static string ValidRegistry(TempDir dir) => Registries.Write(Registries.Environment("env-0001"), dir.File("devices.json"));
 

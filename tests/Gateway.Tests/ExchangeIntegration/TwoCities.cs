@@ -98,7 +98,7 @@ public sealed class TwoCities : IAsyncDisposable
                 "--Gateway:Exchange:CityName=" + city.Id.ToUpperInvariant(),
                 "--Gateway:Exchange:AgreementsPath=" + city.Dir.File("agreements"),
                 "--Gateway:Exchange:DataPath=" + city.DataPath,
-                "--Gateway:Exchange:SigningKeyFile=" + city.Dir.File("city-key.pem"),
+                "--Gateway:Exchange:Signing:KeyFile=" + city.Dir.File("city-key.pem"),
                 "--Gateway:Exchange:ReleaseCheckSeconds=3600",
                 "--Gateway:Exchange:Backfill=03:00:00",
                 "--Gateway:Exchange:Partners:0:Id=" + partner.Id,

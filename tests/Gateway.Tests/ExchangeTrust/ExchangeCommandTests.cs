@@ -160,25 +160,5 @@ public sealed class ExchangeCommandTests
         Assert.Contains("TornLine", broken.Output);
     }
 
-    private static (int Code, string Output) RunGateway(TempDir dir, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = dir.Path,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Gateway.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(60_000))
-        {
-            p.Kill(true);
-            throw new TimeoutException("the gateway did not return from an exchange command:\n" + stdout.Result + stderr.Result);
-        }
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
+    private static (int Code, string Output) RunGateway(TempDir dir, params string[] args) => GatewayCli.Run(dir, args);
 }
