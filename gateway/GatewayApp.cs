@@ -99,6 +99,7 @@ public static class GatewayApp
         services.AddSingleton<SelfMetricsService>();
         services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());
         services.AddHostedService(sp => sp.GetRequiredService<RegistryHolder>());
+        services.AddHostedService<SiteCatalogService>();
         if (exchange.Enabled) services.AddHostedService<ReleaseJob>();
         if (exchange.Partners.Count > 0)
         {
