@@ -8,7 +8,7 @@ internal static class ChiSquare
     public sealed record Fit(double Statistic, int DegreesOfFreedom, double Critical, double PValue, int Bins, int Samples)
     {
         public override string ToString() =>
-            $"χ² = {Statistic:F2}, df = {DegreesOfFreedom}, critical(α=0.001) = {Critical:F2}, p = {PValue:G3}, bins = {Bins}, n = {Samples}";
+            $"χ² = {Statistic:F2}, df = {DegreesOfFreedom}, critical = {Critical:F2}, p = {PValue:G3}, bins = {Bins}, n = {Samples}";
     }
 
     /// <summary>
