@@ -106,4 +106,23 @@ public sealed class BadInputTests(ServicesFixture services)
         var (_, body) = await gateway.GetJsonAsync("/readyz");
         Assert.Equal(3, body.GetProperty("emptyFrames").GetInt64());
     }
+
+    [Fact]
+    public async Task With_the_journal_off_messages_still_flow_through_the_in_memory_queue()
+    {
+        using var dir = new TempDir("nojournal");
+        var registry = Registries.Write(Registries.Environment("env-0001"), dir.File("devices.json"));
+        var db = ServicesFixture.NewDatabase("nojournal");
+        await using var gateway = await GatewayRunner.StartAsync(services.Broker.Url, services.Influx.Url, db, registry,
+            "--Gateway:Journal:Enabled=false", "--Gateway:Journal:MemoryQueueCapacity=16");
+        using var pub = await Publisher.ConnectAsync(services.Broker.Url);
+        long ts = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 10_000;
+        for (int i = 1; i <= 200; i++)
+            pub.Publish("city/json/environment/env-0001", $$"""{"device":"env-0001","ts":{{ts + i}},"seq":{{i}},"pm25":3.5}""");
+        await pub.FlushAsync();
+        await Wait.UntilAsync(async () => await services.Influx.CountAsync(db, "environment", "seq") == 200,
+            TimeSpan.FromSeconds(30), () => "messages were not stored with the journal off");
+        var (_, body) = await gateway.GetJsonAsync("/readyz");
+        Assert.False(body.GetProperty("journal").GetProperty("durable").GetBoolean());
+    }
 }
