@@ -147,7 +147,8 @@ public sealed partial class ReleaseJob(
         var envelope = SignedDocument.Create(payload, exchange.Signer);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(envelope);
         exchange.Releases.Add(partner, sequence, windowStart, bytes);
-        foreach (var p in shared) channels.Points.Writer.TryWrite(new PipelineItem(p, -1));
+        // Wait for room rather than drop: "shared" must show everything that left the city.
+        foreach (var p in shared) await channels.Points.Writer.WriteAsync(new PipelineItem(p, -1), ct);
         exchange.Audit.Append("release", new JsonObject
         {
             ["partner"] = partner, ["sequence"] = sequence, ["windowStart"] = windowStart.ToString("O"), ["rows"] = rows.Count,

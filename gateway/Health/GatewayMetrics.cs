@@ -4,12 +4,11 @@ namespace CityGateway.Health;
 public sealed class GatewayMetrics
 {
     private long _empty;
-    private long _received, _receivedBytes, _decoded, _pointsQueued, _pointsWritten, _batches, _writeFailures, _lastBatchLatencyUs;
+    private long _received, _receivedBytes, _decoded, _pointsWritten, _batches, _writeFailures, _lastBatchLatencyUs;
 
     public long Received => Interlocked.Read(ref _received);
     public long ReceivedBytes => Interlocked.Read(ref _receivedBytes);
     public long Decoded => Interlocked.Read(ref _decoded);
-    public long PointsQueued => Interlocked.Read(ref _pointsQueued);
     public long PointsWritten => Interlocked.Read(ref _pointsWritten);
     public long Batches => Interlocked.Read(ref _batches);
     public long WriteFailures => Interlocked.Read(ref _writeFailures);
@@ -30,7 +29,6 @@ public sealed class GatewayMetrics
     public long EmptyFrames => Interlocked.Read(ref _empty);
 
     public void EmptyFrame() => Interlocked.Increment(ref _empty);
-    public void PointsProduced(int n) => Interlocked.Add(ref _pointsQueued, n);
     public void WriteFailed() => Interlocked.Increment(ref _writeFailures);
 
     public void BatchWritten(int points, TimeSpan latency)

@@ -27,7 +27,7 @@ public static class HealthEndpoints
                 {
                     name = p.Name, path = p.Path, open = p.Open, state = p.State,
                     lines = Interlocked.Read(ref p.Lines), bytes = Interlocked.Read(ref p.Bytes),
-                    overlong = Interlocked.Read(ref p.Overlong), reopens = Math.Max(0, Interlocked.Read(ref p.Reopens) - 1),
+                    overlong = Interlocked.Read(ref p.Overlong), reopens = p.Reopens,
                 }),
                 influx = new
                 {

@@ -78,7 +78,7 @@ public sealed partial class SelfMetricsService(
             sp.Fields.Add(PointField.Of("serial_lines", Interlocked.Read(ref port.Lines)));
             sp.Fields.Add(PointField.Of("serial_bytes", Interlocked.Read(ref port.Bytes)));
             sp.Fields.Add(PointField.Of("serial_overlong", Interlocked.Read(ref port.Overlong)));
-            sp.Fields.Add(PointField.Of("serial_reopens", Math.Max(0, Interlocked.Read(ref port.Reopens) - 1)));
+            sp.Fields.Add(PointField.Of("serial_reopens", port.Reopens));
             batch.Add(sp);
         }
         foreach (var (reason, count) in quarantine.CountsByReason)

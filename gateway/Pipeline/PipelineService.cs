@@ -80,7 +80,6 @@ public sealed partial class PipelineService : BackgroundService
                 {
                     foreach (var p in points) await WriteAsync(writer, new PipelineItem(p, sequence));
                 }
-                _metrics.PointsProduced(points.Count);
             }
         }
         finally

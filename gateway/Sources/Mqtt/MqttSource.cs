@@ -16,7 +16,6 @@ public sealed partial class MqttSource : BackgroundService
     private readonly MqttConnectionOptions _options;
     private readonly (string Filter, int Qos)[] _subscriptions;
     private readonly IFrameLog _log;
-    private readonly PipelineOptions _pipeline;
     private readonly int _keepBytes;
     private readonly GatewayMetrics _metrics;
     private readonly GatewayHealth _health;
@@ -36,8 +35,7 @@ public sealed partial class MqttSource : BackgroundService
         _options = options.Value;
         _subscriptions = routes.Routes.GroupBy(r => r.Filter).Select(g => (g.Key, g.Max(r => r.Qos))).ToArray();
         _log = log;
-        _pipeline = pipeline.Value;
-        _keepBytes = Math.Max(_pipeline.MaxPayloadBytes, 0);
+        _keepBytes = Math.Max(pipeline.Value.MaxPayloadBytes, 0);
         _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
         _metrics = metrics;
         _health = health;

@@ -18,7 +18,10 @@ public sealed class SerialPortStatus(string name, string path)
     public long Lines;
     public long Overlong;
     public long Bytes;
-    public long Reopens;
+    /// <summary>How many times the port was opened; every open after the first is a reopen.</summary>
+    public long Opens;
+
+    public long Reopens => Math.Max(0, Interlocked.Read(ref Opens) - 1);
 }
 
 public sealed class SerialStatus
@@ -94,8 +97,8 @@ public sealed partial class SerialSource : BackgroundService
                 delay = TimeSpan.FromMilliseconds(Math.Max(10, options.ReopenMinMs));
                 status.Open = true;
                 status.State = "open";
-                long reopen = Interlocked.Increment(ref status.Reopens) - 1;
-                LogOpened(options.EffectiveName, options.Path, options.BaudRate, options.Format, reopen);
+                Interlocked.Increment(ref status.Opens);
+                LogOpened(options.EffectiveName, options.Path, options.BaudRate, options.Format, status.Reopens);
                 framer.Reset();
                 while (!ct.IsCancellationRequested)
                 {

@@ -35,7 +35,7 @@ public static class LineProtocol
             {
                 case FieldKind.Float: WriteDouble(buffer, f.Float); break;
                 case FieldKind.Integer: WriteLong(buffer, f.Integer); WriteByte(buffer, (byte)'i'); break;
-                case FieldKind.Boolean: WriteAscii(buffer, f.Boolean ? "true" : "false"); break;
+                case FieldKind.Boolean: WriteUtf8(buffer, f.Boolean ? "true" : "false"); break;
                 case FieldKind.String: WriteStringValue(buffer, f.Text ?? ""); break;
             }
         }
@@ -122,8 +122,6 @@ public static class LineProtocol
         buffer.GetSpan(1)[0] = b;
         buffer.Advance(1);
     }
-
-    private static void WriteAscii(IBufferWriter<byte> buffer, string s) => WriteUtf8(buffer, s);
 
     private static void WriteUtf8(IBufferWriter<byte> buffer, string s)
     {
