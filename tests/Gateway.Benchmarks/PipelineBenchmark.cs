@@ -1,0 +1,232 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using CityGateway.Decoding;
+using CityGateway.Decoding.Serial;
+using CityGateway.Health;
+using CityGateway.Journal;
+using CityGateway.Normalisation;
+using CityGateway.Pipeline;
+using CityGateway.Quarantine;
+using CityGateway.Routing;
+using CityGateway.Simulators;
+using CityGateway.Sources.Serial;
+using CityGateway.Storage.Influx;
+using CityGateway.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Benchmarks;
+
+/// <summary>
+/// The in-process pipeline on one thread: route → decode → normalise → line protocol, per payload
+/// format, over frames the simulators produce (many devices, every message distinct). The work per
+/// message is exactly what the gateway's pipeline and writer do between the journal and the HTTP
+/// request: <see cref="PipelineService.Process"/>, then <see cref="LineProtocol.Write"/> into a
+/// reused batch buffer, then the points go back to the pool as the writer does after a commit.
+/// Messages per second per core are messages divided by the thread's CPU time (so other processes
+/// on the machine do not count against it); bytes allocated per message come from the runtime's
+/// per-thread allocation counter. Each object on the .NET heap takes at least 24 bytes, so bytes ÷ 24
+/// bounds the number of allocations per message from above.
+/// </summary>
+internal static class PipelineBenchmark
+{
+    private const double TargetFlatJson = 1_000_000;
+    private const double MaxOtherRatio = 3;
+    private const int MinObjectBytes = 24;
+
+    private sealed record Result(string Format, double MessagesPerCpuSecond, double BytesPerMessage, double PointsPerMessage, double LineBytesPerMessage);
+
+    public static int Run(string[] args)
+    {
+        int runs = Stats.Option(args, "--runs", 7);
+        int devices = Stats.Option(args, "--devices", 2_000);
+        int millis = Stats.Option(args, "--ms", 1_000);
+        var only = Stats.Text(args, "--format");
+        using var dir = new TempDir("bench-pipeline");
+
+        var formats = new[] { "json", "senml", "chirpstack", "tts", "kv" }.Where(f => only is null || f == only).ToArray();
+        var results = new List<Result>();
+        foreach (var format in formats)
+        {
+            using var bench = Setup.Create(format, devices, dir);
+            bench.Loop(Math.Max(1, millis / 2)); // warm-up: tiered compilation, caches, pools
+            for (int run = 1; run <= runs; run++)
+            {
+                var r = bench.Measure(millis);
+                results.Add(r);
+                Console.WriteLine($"run {run} {format,-10} {r.MessagesPerCpuSecond,12:N0} msg/s per core  {r.BytesPerMessage,7:F1} B allocated/msg  " +
+                                  $"{r.PointsPerMessage:F2} points/msg  {r.LineBytesPerMessage:F0} B line protocol/msg");
+            }
+            if (bench.Quarantined > 0) throw new InvalidOperationException($"{format}: {bench.Quarantined} frames were quarantined ({bench.QuarantineReasons}); the benchmark input must be clean");
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"medians over {runs} runs of {millis} ms each, one thread, {devices} devices per format ({Environment.ProcessorCount} cores, .NET {Environment.Version}):");
+        Console.WriteLine($"  {"format",-10} {"msg/s per core",15} {"B alloc/msg",12} {"allocs/msg ≤",13} {"vs json",8}");
+        var medians = results.GroupBy(r => r.Format).ToDictionary(g => g.Key, g => (
+            Rate: Stats.Median(g.Select(r => r.MessagesPerCpuSecond)),
+            Bytes: Stats.Median(g.Select(r => r.BytesPerMessage))));
+        medians.TryGetValue("json", out var json);
+        foreach (var (format, m) in medians)
+            Console.WriteLine($"  {format,-10} {m.Rate,15:N0} {m.Bytes,12:F1} {m.Bytes / MinObjectBytes,13:F2} {(json.Rate > 0 ? $"{json.Rate / m.Rate:F2}×" : "-"),8}");
+        Console.WriteLine();
+        bool ok = true;
+        if (json.Rate > 0)
+        {
+            ok &= Target($"flat JSON ≥ {TargetFlatJson:N0} msg/s per core", json.Rate >= TargetFlatJson, $"{json.Rate:N0}");
+            ok &= Target("flat JSON ≤ 1 allocation/msg", json.Bytes / MinObjectBytes <= 1, $"≤ {json.Bytes / MinObjectBytes:F2} ({json.Bytes:F1} B/msg)");
+            foreach (var (format, m) in medians.Where(m => m.Key != "json"))
+                ok &= Target($"{format} within {MaxOtherRatio}× of flat JSON", json.Rate / m.Rate <= MaxOtherRatio, $"{json.Rate / m.Rate:F2}×");
+        }
+        return ok ? 0 : 1;
+    }
+
+    private static bool Target(string what, bool met, string figure)
+    {
+        Console.WriteLine($"  {(met ? "PASS" : "MISS")}  {what}: {figure}");
+        return met;
+    }
+
+    private sealed class Setup : IDisposable
+    {
+        private readonly RawFrame[] _frames;
+        private readonly PipelineService _pipeline;
+        private readonly QuarantineStore _quarantine;
+        private readonly ArrayBufferWriter<byte> _batch = new(1 << 20);
+        private readonly List<Reading> _readings = new(32);
+        private readonly List<Point> _points = new(8);
+        private int _next;
+        private long _pointsTotal;
+        private long _lineBytes;
+
+        private Setup(string format, RawFrame[] frames, PipelineService pipeline, QuarantineStore quarantine)
+        {
+            Format = format;
+            _frames = frames;
+            _pipeline = pipeline;
+            _quarantine = quarantine;
+        }
+
+        public string Format { get; }
+
+        public long Quarantined => _quarantine.Total;
+
+        public string QuarantineReasons => string.Join(", ", _quarantine.CountsByReason.Select(kv => $"{kv.Key} {kv.Value}"));
+
+        public static Setup Create(string format, int devices, TempDir dir)
+        {
+            var now = UnixTime.NowNs();
+            DeviceRegistryFile registry;
+            List<RawFrame> frames = [];
+            List<TopicRoute> routes = GatewayRoutes();
+            if (format == "kv")
+            {
+                var port = new SerialPortOptions { Path = "/dev/ttyBENCH", Format = "kv", DeviceField = "dev", Checksum = ChecksumPolicy.Required };
+                routes.Add(port.ToRoute());
+                var o = new SerialSimulatorOptions { Port = port.Path, Format = "kv", Devices = Math.Min(devices, 999), MessagesPerDevice = 20, Seed = 7 };
+                registry = SerialSimulator.BuildRegistry(o);
+                foreach (var line in SerialSimulator.Generate(o, DateTimeOffset.UtcNow, TimeSpan.FromMilliseconds(10)))
+                {
+                    var text = line.Text.AsSpan().TrimEnd("\r\n"u8).ToArray();
+                    frames.Add(new RawFrame("serial", port.Topic, text, now, 0, text.Length));
+                }
+            }
+            else
+            {
+                var o = new SimulatorOptions
+                {
+                    Formats = [format], TrafficDevices = devices / 3, WaterDevices = devices / 3, EnvironmentDevices = devices - 2 * (devices / 3),
+                    MessagesPerDevice = 10, Seed = 7,
+                };
+                registry = FleetSimulator.BuildRegistry(o);
+                foreach (var m in FleetSimulator.Generate(o, DateTimeOffset.UtcNow.AddMinutes(-1), TimeSpan.FromMilliseconds(1)))
+                    frames.Add(new RawFrame("mqtt", m.Topic, m.Payload, now, 1, m.Payload.Length));
+            }
+            // Devices take turns in the simulator's order; shuffle so consecutive messages come from different devices.
+            var shuffled = frames.ToArray();
+            new Random(1).Shuffle(shuffled);
+
+            var built = DeviceRegistry.Build(registry, "benchmark");
+            var quarantine = new QuarantineStore(Options.Create(new QuarantineOptions { Path = Path.Combine(dir.Path, format + "-quarantine.jsonl") }),
+                NullLogger<QuarantineStore>.Instance);
+            var normaliser = new Normaliser(() => built, new NormalisationOptions());
+            var log = new MemoryFrameLog(16);
+            var pipeline = new PipelineService(log, new PipelineChannels(Options.Create(new PipelineOptions())), new RouteTable(routes, new DecoderCatalog()),
+                normaliser, quarantine, new GatewayMetrics(), Options.Create(new PipelineOptions()), Options.Create(new JournalOptions()),
+                NullLogger<PipelineService>.Instance);
+            return new Setup(format, shuffled, pipeline, quarantine);
+        }
+
+        /// <summary>The routes in the gateway's own appsettings.json, so the benchmark routes as shipped.</summary>
+        private static List<TopicRoute> GatewayRoutes()
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "appsettings.json")),
+                new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            var routes = doc.RootElement.GetProperty("Gateway").GetProperty("Routes");
+            return routes.Deserialize<List<TopicRoute>>() ?? throw new InvalidOperationException("appsettings.json has no routes");
+        }
+
+        public void Loop(int millis)
+        {
+            long end = Environment.TickCount64 + millis;
+            while (Environment.TickCount64 < end) Step(1024);
+        }
+
+        public Result Measure(int millis)
+        {
+            long messages = 0;
+            long points = _pointsTotal, lineBytes = _lineBytes;
+            long allocated = GC.GetAllocatedBytesForCurrentThread();
+            long cpu = ThreadCpuNs();
+            long end = Environment.TickCount64 + millis;
+            while (Environment.TickCount64 < end)
+            {
+                Step(1024);
+                messages += 1024;
+            }
+            long cpuNs = ThreadCpuNs() - cpu;
+            long bytes = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            return new Result(Format, messages / (cpuNs / 1e9), (double)bytes / messages, (double)(_pointsTotal - points) / messages,
+                (double)(_lineBytes - lineBytes) / messages);
+        }
+
+        private void Step(int count)
+        {
+            int before = _batch.WrittenCount;
+            for (int i = 0; i < count; i++)
+            {
+                var frame = _frames[_next];
+                if (++_next == _frames.Length) _next = 0;
+                _readings.Clear();
+                _points.Clear();
+                _pipeline.Process(frame, _readings, _points);
+                foreach (var p in _points) LineProtocol.Write(_batch, p);
+                _pointsTotal += _points.Count;
+            }
+            _lineBytes += _batch.WrittenCount - before;
+            // One writer batch's worth of lines; then the buffer is reused, as the writer reuses its own.
+            if (_batch.WrittenCount > 512 * 1024) _batch.ResetWrittenCount();
+        }
+
+        public void Dispose() => _quarantine.Dispose();
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out Timespec ts);
+
+    private const int ClockThreadCpuTime = 3;
+
+    private static long ThreadCpuNs()
+    {
+        if (ClockGetTime(ClockThreadCpuTime, out var ts) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        return ts.Seconds * 1_000_000_000 + ts.Nanoseconds;
+    }
+}
