@@ -21,21 +21,20 @@ public sealed record DecodeError(string Reason, string Detail);
 
 public readonly struct DecodeContext
 {
-    public DecodeContext(TopicRoute route, string topic, TopicMatch topicTags, long receivedAtNs)
+    public DecodeContext(TopicRoute route, string topic, long receivedAtNs)
     {
         Route = route;
         Topic = topic;
-        TopicTags = topicTags;
         ReceivedAtNs = receivedAtNs;
     }
 
     public TopicRoute Route { get; }
     public string Topic { get; }
-    public TopicMatch TopicTags { get; }
     public long ReceivedAtNs { get; }
 
     /// <summary>Device id from the topic template ({device}), if the route has one.</summary>
-    public string? TopicDevice => TopicTags.Get("device");
+    public string? TopicDevice =>
+        Topics.TryGetLevel(Route.Topic, Topic, "device", out var level) ? StringPool.Shared.Get(level) : null;
 }
 
 public static class QuarantineReasons

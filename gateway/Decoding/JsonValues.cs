@@ -69,11 +69,11 @@ public static class JsonValues
             if (readings[i].Field == name) throw new JsonException($"duplicate key '{name}'");
     }
 
-    /// <summary>Reads a string or number value as text (device ids, tags).</summary>
+    /// <summary>Reads a string or number value as text (device ids, tags); these repeat, so they come from the pool.</summary>
     public static string? ReadScalarText(ref Utf8JsonReader reader) => reader.TokenType switch
     {
-        JsonTokenType.String => reader.GetString(),
-        JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.ValueSpan),
+        JsonTokenType.String => StringPool.Shared.Get(ref reader),
+        JsonTokenType.Number => StringPool.Shared.Get(reader.ValueSpan),
         JsonTokenType.Null => null,
         _ => throw new JsonException($"expected a string or a number, found {reader.TokenType}"),
     };

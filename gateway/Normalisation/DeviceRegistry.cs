@@ -35,6 +35,9 @@ public sealed class RegisteredDevice
     public double? Latitude { get; init; }
     public double? Longitude { get; init; }
     public string Domain => Type.Domain;
+
+    /// <summary>The device's series, built when its first point is made (so idle devices cost nothing).</summary>
+    internal DeviceSeries? Series;
 }
 
 public sealed class RegistryException(string message) : Exception(message);

@@ -15,6 +15,9 @@ namespace CityGateway.Normalisation;
 public sealed class Normaliser
 {
     private const int MaxTagLength = 256;
+    private const int MaxFreePoints = 4096;
+
+    private readonly Stack<Point> _free = new();
 
     private readonly Func<DeviceRegistry> _registry;
     private readonly UnitTable _units;
@@ -39,6 +42,10 @@ public sealed class Normaliser
         int firstPoint = points.Count;
         string? lastUnknown = null;
         IReadOnlyList<KeyValuePair<string, string>>? rejectedTags = null;
+        // A message's readings share their device and tags: look each up once per frame, not per field.
+        string? lastId = null;
+        RegisteredDevice? lastDevice = null;
+        var memo = new SeriesMemo();
         foreach (var r in readings)
         {
             void Reject(string reason, string detail)
@@ -52,7 +59,12 @@ public sealed class Normaliser
                 Reject(r.ErrorReason ?? QuarantineReasons.MalformedPayload, r.Error ?? "invalid value");
                 continue;
             }
-            if (!registry.TryGet(r.DeviceId, out var device))
+            if (!ReferenceEquals(r.DeviceId, lastId))
+            {
+                lastId = r.DeviceId;
+                lastDevice = registry.TryGet(r.DeviceId, out var found) ? found : null;
+            }
+            if (lastDevice is not { } device)
             {
                 // One entry per unknown device and frame, not one per field.
                 if (lastUnknown != r.DeviceId)
@@ -123,7 +135,7 @@ public sealed class Normaliser
 
             // A bad tag is quarantined once per frame: the message's other fields share it and go with it.
             if (rejectedTags is not null && r.Tags is not null && r.Tags.SequenceEqual(rejectedTags)) continue;
-            var point = FindOrAddPoint(points, firstPoint, device, ts, r.Tags, frame, route, quarantine, ref rejected);
+            var point = FindOrAddPoint(points, firstPoint, device, ts, r.Tags, frame, route, quarantine, ref rejected, ref memo);
             if (point is null)
             {
                 rejectedTags = r.Tags;
@@ -147,14 +159,53 @@ public sealed class Normaliser
         fields.Add(field);
     }
 
-    private static Point? FindOrAddPoint(List<Point> points, int first, RegisteredDevice device, long ts,
-        IReadOnlyList<KeyValuePair<string, string>>? extraTags, RawFrame frame, TopicRoute route, QuarantineStore quarantine, ref int rejected)
+    private Point? FindOrAddPoint(List<Point> points, int first, RegisteredDevice device, long ts,
+        IReadOnlyList<KeyValuePair<string, string>>? extraTags, RawFrame frame, TopicRoute route, QuarantineStore quarantine, ref int rejected,
+        ref SeriesMemo memo)
     {
+        string? badTag = null;
+        var series = memo.Device == device && ReferenceEquals(memo.Tags, extraTags) && memo.Series is not null
+            ? memo.Series
+            : memo.Remember(device, extraTags, SeriesOf(device, extraTags, out badTag));
+        if (series is null)
+        {
+            rejected++;
+            quarantine.Add(QuarantineReasons.WrongType, $"tag '{badTag}' has control characters or is longer than {MaxTagLength}",
+                frame, route.ToString(), device.Id, badTag);
+            return null;
+        }
         for (int i = first; i < points.Count; i++)
         {
             var p = points[i];
-            if (p.TimestampNs == ts && p.Tag("device") == device.Id && SameExtraTags(p, extraTags)) return p;
+            if (p.TimestampNs == ts && ReferenceEquals(p.Series, series)) return p;
         }
+        var point = Rent(series, ts, frame.Topic);
+        points.Add(point);
+        return point;
+    }
+
+    /// <summary>The series found last in this frame, and for which device and tags.</summary>
+    private struct SeriesMemo
+    {
+        public RegisteredDevice? Device;
+        public IReadOnlyList<KeyValuePair<string, string>>? Tags;
+        public Series? Series;
+
+        public Series? Remember(RegisteredDevice device, IReadOnlyList<KeyValuePair<string, string>>? tags, Series? series)
+        {
+            Device = device;
+            Tags = tags;
+            return Series = series;
+        }
+    }
+
+    /// <summary>The device's series for these extra tags, built on first use; null (with the offending tag) when a tag value cannot be stored.</summary>
+    private static Series? SeriesOf(RegisteredDevice device, IReadOnlyList<KeyValuePair<string, string>>? extraTags, out string? badTag)
+    {
+        badTag = null;
+        var cache = device.Series ?? Interlocked.CompareExchange(ref device.Series, new DeviceSeries(), null) ?? device.Series;
+        var key = extraTags as KeyValuePair<string, string>[] ?? extraTags?.ToArray();
+        if (cache.TryGet(key, out var series)) return series;
         var tags = new List<KeyValuePair<string, string>>(6)
         {
             new("city", device.City),
@@ -162,32 +213,48 @@ public sealed class Normaliser
         };
         if (device.District.Length > 0) tags.Add(new("district", device.District));
         if (device.Site.Length > 0) tags.Add(new("site", device.Site));
-        if (extraTags is not null)
+        if (key is not null)
         {
-            foreach (var t in extraTags)
+            foreach (var t in key)
             {
                 if (t.Value.Length == 0) continue;
-                if (t.Value.Length > MaxTagLength || t.Value.Any(char.IsControl))
+                if (t.Value.Length > MaxTagLength || t.Value.AsSpan().ContainsAnyInRange('\0', '\u001f') || t.Value.AsSpan().ContainsAnyInRange('\u007f', '\u009f'))
                 {
-                    rejected++;
-                    quarantine.Add(QuarantineReasons.WrongType, $"tag '{t.Key}' has control characters or is longer than {MaxTagLength}",
-                        frame, route.ToString(), device.Id, t.Key);
+                    badTag = t.Key;
                     return null;
                 }
                 tags.Add(t);
             }
         }
-        var point = new Point(device.Domain, tags.ToArray(), ts) { Origin = frame.Topic };
-        points.Add(point);
-        return point;
+        return cache.Add(key, new Series(device.Domain, tags.ToArray()));
     }
 
-    private static bool SameExtraTags(Point p, IReadOnlyList<KeyValuePair<string, string>>? extra)
+    /// <summary>A point for <paramref name="series"/>: a recycled one when there is one.</summary>
+    private Point Rent(Series series, long ts, string origin)
     {
-        if (extra is null) return p.Tag("lane") is null && p.Tag("vehicleType") is null;
-        foreach (var t in extra)
-            if (p.Tag(t.Key) != t.Value) return false;
-        return true;
+        lock (_free)
+        {
+            if (_free.TryPop(out var p))
+            {
+                p.Reset(series, ts, origin);
+                return p;
+            }
+        }
+        return new Point(series, ts) { Origin = origin };
+    }
+
+    /// <summary>
+    /// Takes back the points of <see cref="Normalise"/> once they are encoded, for reuse by later
+    /// frames. The caller must not touch them afterwards.
+    /// </summary>
+    public void Recycle(List<Point> points)
+    {
+        lock (_free)
+        {
+            foreach (var p in points)
+                if (p.Series is not null && _free.Count < MaxFreePoints) _free.Push(p);
+        }
+        points.Clear();
     }
 
     private static bool TryCustom(in Reading r, ResolvedField mapping, out PointField field, out string error)

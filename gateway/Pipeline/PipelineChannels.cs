@@ -14,11 +14,12 @@ public sealed class PipelineOptions
 }
 
 /// <summary>
-/// A point for the writer, with the journal sequence of the frame it came from. An item without a
-/// point marks a frame that produced none (all quarantined), so its sequence can be committed too.
-/// Self-metrics carry sequence -1.
+/// A point for the writer, with the journal sequence of the frame it came from: already encoded
+/// (<see cref="Line"/>, from the pipeline) or as a <see cref="Point"/> (exchange and federation,
+/// sequence -1). An item with neither marks a frame that produced no point (all quarantined), so
+/// its sequence can be committed too.
 /// </summary>
-public readonly record struct PipelineItem(Point? Point, long Sequence);
+public readonly record struct PipelineItem(Point? Point, long Sequence, EncodedPoint Line = default);
 
 /// <summary>The bounded queue between normaliser and writer. It waits when full: nothing is dropped for lack of room.</summary>
 public sealed class PipelineChannels
@@ -33,6 +34,9 @@ public sealed class PipelineChannels
     }
 
     public Channel<PipelineItem> Points { get; }
+
+    /// <summary>Where the pipeline encodes the lines it queues in <see cref="Points"/>; the writer releases them.</summary>
+    public LineArena Lines { get; } = new();
 
     /// <summary>The gateway's own metrics, kept apart so that a full point queue (InfluxDB down) does not
     /// crowd them out: the writer adds them to its batches; the oldest go first if it cannot keep up.</summary>

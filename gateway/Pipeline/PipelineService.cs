@@ -46,6 +46,7 @@ public sealed partial class PipelineService : BackgroundService
         await Task.Yield();
         var readings = new List<Reading>(32);
         var points = new List<Point>(8);
+        var lines = new List<EncodedPoint>(8);
         var writer = _channels.Points.Writer;
         // The sources stop before this service (reverse start order): at shutdown, close the log
         // and finish what is in it, so the writer can store it within the shutdown deadline.
@@ -55,30 +56,14 @@ public sealed partial class PipelineService : BackgroundService
             while (await _log.ReadAsync(CancellationToken.None) is { } logged)
             {
                 var (sequence, frame) = logged;
-                readings.Clear();
-                points.Clear();
-                try
-                {
-                    if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs && !frame.IsReplay)
-                        _quarantine.Add(QuarantineReasons.JournalExpired,
-                            $"received {UnixTime.FromNs(frame.ReceivedAtNs):O}, not stored within Gateway:Journal:MaxAge; replay it from the quarantine",
-                            frame);
-                    else
-                        Process(frame, readings, points);
-                }
-                catch (Exception e)
-                {
-                    LogProcessingError(e, frame.Topic);
-                    _quarantine.Add(QuarantineReasons.ProcessingError, e.GetType().Name + ": " + e.Message, frame);
-                    points.Clear();
-                }
-                if (points.Count == 0)
+                Handle(frame, readings, points, lines);
+                if (lines.Count == 0)
                 {
                     await WriteAsync(writer, new PipelineItem(null, sequence));
                 }
                 else
                 {
-                    foreach (var p in points) await WriteAsync(writer, new PipelineItem(p, sequence));
+                    foreach (var line in lines) await WriteAsync(writer, new PipelineItem(null, sequence, line));
                 }
             }
         }
@@ -86,6 +71,35 @@ public sealed partial class PipelineService : BackgroundService
         {
             writer.TryComplete();
         }
+    }
+
+    /// <summary>
+    /// One frame from the journal to line protocol: checked for age, decoded, normalised, and its
+    /// points encoded into <see cref="PipelineChannels.Lines"/>, replacing the contents of
+    /// <paramref name="lines"/>. The other lists are scratch space reused between frames.
+    /// </summary>
+    internal void Handle(RawFrame frame, List<Reading> readings, List<Point> points, List<EncodedPoint> lines)
+    {
+        readings.Clear();
+        points.Clear();
+        lines.Clear();
+        try
+        {
+            if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs && !frame.IsReplay)
+                _quarantine.Add(QuarantineReasons.JournalExpired,
+                    $"received {UnixTime.FromNs(frame.ReceivedAtNs):O}, not stored within Gateway:Journal:MaxAge; replay it from the quarantine",
+                    frame);
+            else
+                Process(frame, readings, points);
+        }
+        catch (Exception e)
+        {
+            LogProcessingError(e, frame.Topic);
+            _quarantine.Add(QuarantineReasons.ProcessingError, e.GetType().Name + ": " + e.Message, frame);
+            points.Clear();
+        }
+        foreach (var p in points) lines.Add(_channels.Lines.Append(p));
+        _normaliser.Recycle(points);
     }
 
     private static ValueTask WriteAsync(System.Threading.Channels.ChannelWriter<PipelineItem> writer, PipelineItem item) =>
@@ -110,7 +124,7 @@ public sealed partial class PipelineService : BackgroundService
             _quarantine.Add(QuarantineReasons.InvalidUtf8, "payload is not valid UTF-8", frame, route.ToString());
             return;
         }
-        var context = new DecodeContext(route, frame.Topic, Topics.Capture(route.Topic, frame.Topic), frame.ReceivedAtNs);
+        var context = new DecodeContext(route, frame.Topic, frame.ReceivedAtNs);
         var error = decoder.Decode(frame.Payload, context, readings);
         if (error is not null)
         {

@@ -16,16 +16,16 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
         int start = readings.Count;
         string? device = null;
         long? ts = null;
-        List<KeyValuePair<string, string>>? tags = null;
+        var tags = new TagList();
         try
         {
             var reader = new Utf8JsonReader(payload, JsonValues.ReaderOptions);
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 return new DecodeError(QuarantineReasons.MalformedPayload, "expected a JSON object");
-            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var seen = new SeenNames();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var name = reader.GetString()!;
+                var name = StringPool.Shared.Get(ref reader);
                 reader.Read();
                 if (!seen.Add(name)) throw new JsonException($"duplicate key '{name}'");
                 if (name == route.DeviceField)
@@ -44,8 +44,7 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
                 }
                 else if (route.TagFields.Contains(name))
                 {
-                    var v = JsonValues.ReadScalarText(ref reader);
-                    if (v is not null) (tags ??= []).Add(new(name, v));
+                    tags.Add(name, JsonValues.ReadScalarText(ref reader));
                 }
                 else
                 {
@@ -71,7 +70,7 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
             return new DecodeError(QuarantineReasons.MissingDeviceId,
                 $"no device id: neither key '{route.DeviceField}' in the payload nor {{device}} in the route's topic template");
         }
-        JsonValues.Complete(readings, start, device, ts, tags);
+        JsonValues.Complete(readings, start, device, ts, tags.ToShared());
         return null;
     }
 }

@@ -16,17 +16,21 @@ public sealed class CsvLineDecoder : IPayloadDecoder
         var route = context.Route;
         if (LineChecksum.Verify(payload, route.Checksum, out var data) is { } bad)
             return new DecodeError(QuarantineReasons.BadChecksum, bad);
-        var values = Encoding.UTF8.GetString(data).Split(route.Delimiter);
         var columns = route.Columns;
-        if (values.Length != columns.Count)
-            return new DecodeError(QuarantineReasons.MalformedPayload, $"expected {columns.Count} columns ({string.Join(route.Delimiter, columns)}), got {values.Length}");
+        Span<byte> separator = stackalloc byte[Encoding.UTF8.GetMaxByteCount(route.Delimiter.Length)];
+        separator = separator[..Encoding.UTF8.GetBytes(route.Delimiter, separator)];
+        int count = separator.IsEmpty ? 1 : data.Count(separator) + 1;
+        if (count != columns.Count)
+            return new DecodeError(QuarantineReasons.MalformedPayload, $"expected {columns.Count} columns ({string.Join(route.Delimiter, columns)}), got {count}");
         int start = readings.Count;
         string? device = null;
         long? ts = null;
-        List<KeyValuePair<string, string>>? tags = null;
-        for (int i = 0; i < values.Length; i++)
+        var tags = new TagList();
+        var rest = data;
+        bool done = false;
+        for (int i = 0; TextValues.Next(ref rest, separator, out var piece, ref done); i++)
         {
-            var value = values[i].Trim();
+            var value = piece.Trim(" \t\r\n\v\f"u8);
             if (value.Length == 0) continue;
             if (TextValues.Special(route, columns[i], value, ref device, ref ts, ref tags, out var error))
             {
@@ -45,7 +49,7 @@ public sealed class CsvLineDecoder : IPayloadDecoder
             readings.RemoveRange(start, readings.Count - start);
             return new DecodeError(QuarantineReasons.MissingDeviceId, $"no value in column '{route.DeviceField}'");
         }
-        JsonValues.Complete(readings, start, device, ts, tags);
+        JsonValues.Complete(readings, start, device, ts, tags.ToShared());
         return null;
     }
 }

@@ -16,18 +16,22 @@ public sealed class KeyValueLineDecoder : IPayloadDecoder
         var route = context.Route;
         if (LineChecksum.Verify(payload, route.Checksum, out var data) is { } bad)
             return new DecodeError(QuarantineReasons.BadChecksum, bad);
-        var text = Encoding.UTF8.GetString(data);
         int start = readings.Count;
         string? device = null;
         long? ts = null;
-        List<KeyValuePair<string, string>>? tags = null;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var token in text.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
+        var tags = new TagList();
+        var seen = new SeenNames();
+        var rest = data;
+        while (!rest.IsEmpty)
         {
-            int eq = token.IndexOf('=');
+            int gap = rest.IndexOfAny((byte)' ', (byte)'\t');
+            var token = gap < 0 ? rest : rest[..gap];
+            rest = gap < 0 ? default : rest[(gap + 1)..];
+            if (token.IsEmpty) continue;
+            int eq = token.IndexOf((byte)'=');
             if (eq <= 0 || eq == token.Length - 1)
-                return Fail(readings, start, $"'{Timestamps.Truncate(token)}' is not key=value");
-            var key = token[..eq];
+                return Fail(readings, start, $"'{Timestamps.Truncate(Encoding.UTF8.GetString(token))}' is not key=value");
+            var key = StringPool.Shared.Get(token[..eq]);
             var value = token[(eq + 1)..];
             if (!seen.Add(key)) return Fail(readings, start, $"duplicate key '{Timestamps.Truncate(key)}'");
             if (TextValues.Special(route, key, value, ref device, ref ts, ref tags, out var error))
@@ -48,7 +52,7 @@ public sealed class KeyValueLineDecoder : IPayloadDecoder
             readings.RemoveRange(start, readings.Count - start);
             return new DecodeError(QuarantineReasons.MissingDeviceId, $"no '{route.DeviceField}=' in the line");
         }
-        JsonValues.Complete(readings, start, device, ts, tags);
+        JsonValues.Complete(readings, start, device, ts, tags.ToShared());
         return null;
     }
 

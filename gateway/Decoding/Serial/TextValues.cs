@@ -1,44 +1,66 @@
 using System.Globalization;
+using System.Text;
 
 namespace CityGateway.Decoding.Serial;
 
 /// <summary>Values of text line formats (key=value, CSV): numbers, true/false, or text.</summary>
 internal static class TextValues
 {
-    public static Reading Field(string name, string value)
+    public static Reading Field(string name, ReadOnlySpan<byte> value)
     {
         if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d))
         {
             return double.IsFinite(d)
                 ? new Reading { DeviceId = "", Field = name, Kind = ReadingKind.Number, Number = d }
-                : Reading.Invalid("", name, QuarantineReasons.NonFinite, $"'{name}' = {Timestamps.Truncate(value)} is not a finite number");
+                : Reading.Invalid("", name, QuarantineReasons.NonFinite, $"'{name}' = {Timestamps.Truncate(Encoding.UTF8.GetString(value))} is not a finite number");
         }
-        if (value is "true" or "false") return new Reading { DeviceId = "", Field = name, Kind = ReadingKind.Boolean, Boolean = value == "true" };
-        return new Reading { DeviceId = "", Field = name, Kind = ReadingKind.Text, Text = value };
+        if (value.SequenceEqual("true"u8) || value.SequenceEqual("false"u8))
+            return new Reading { DeviceId = "", Field = name, Kind = ReadingKind.Boolean, Boolean = value[0] == (byte)'t' };
+        return new Reading { DeviceId = "", Field = name, Kind = ReadingKind.Text, Text = Encoding.UTF8.GetString(value) };
     }
 
     /// <summary>Handles a device, timestamp or tag key; false when <paramref name="key"/> is an ordinary field.</summary>
-    public static bool Special(Routing.TopicRoute route, string key, string value, ref string? device, ref long? ts,
-        ref List<KeyValuePair<string, string>>? tags, out DecodeError? error)
+    public static bool Special(Routing.TopicRoute route, string key, ReadOnlySpan<byte> value, ref string? device, ref long? ts,
+        ref TagList tags, out DecodeError? error)
     {
         error = null;
         if (key == route.DeviceField)
         {
-            device = value;
+            device = StringPool.Shared.Get(value);
             return true;
         }
         if (key == route.TimestampField)
         {
-            if (!Timestamps.TryParseText(value, route.TimestampFormat, out var ns, out var e))
+            if (!Timestamps.TryParseText(Encoding.UTF8.GetString(value), route.TimestampFormat, out var ns, out var e))
                 error = new DecodeError(QuarantineReasons.BadTimestamp, $"'{key}': {e}");
             ts = ns;
             return true;
         }
         if (route.TagFields.Contains(key))
         {
-            (tags ??= []).Add(new(key, value));
+            tags.Add(key, StringPool.Shared.Get(value));
             return true;
         }
         return false;
+    }
+
+    /// <summary>The next piece of <paramref name="rest"/> up to <paramref name="separator"/>; false when none is left.</summary>
+    public static bool Next(ref ReadOnlySpan<byte> rest, scoped ReadOnlySpan<byte> separator, out ReadOnlySpan<byte> piece, ref bool done)
+    {
+        if (done)
+        {
+            piece = default;
+            return false;
+        }
+        int at = separator.IsEmpty ? -1 : rest.IndexOf(separator);
+        if (at < 0)
+        {
+            piece = rest;
+            done = true;
+            return true;
+        }
+        piece = rest[..at];
+        rest = rest[(at + separator.Length)..];
+        return true;
     }
 }

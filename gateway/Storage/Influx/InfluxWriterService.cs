@@ -29,12 +29,16 @@ public sealed partial class InfluxWriterService : BackgroundService
     private readonly GatewayHealth _health;
     private readonly ILogger<InfluxWriterService> _logger;
     private readonly ArrayBufferWriter<byte> _buffer = new(1 << 20);
+    private readonly LineArena _pipelineLines;
+    /// <summary>Lines of the points that come unencoded (self-metrics, exchange, federation).</summary>
+    private readonly LineArena _ownLines = new();
     private static readonly TimeSpan CollectSlice = TimeSpan.FromMilliseconds(20);
 
     public InfluxWriterService(PipelineChannels channels, IFrameLog log, InfluxClient client, IOptions<InfluxOptions> options,
         QuarantineStore quarantine, GatewayMetrics metrics, GatewayHealth health, ILogger<InfluxWriterService> logger)
     {
         _points = channels.Points.Reader;
+        _pipelineLines = channels.Lines;
         _self = channels.SelfMetrics.Reader;
         _log = log;
         _client = client;
@@ -49,7 +53,7 @@ public sealed partial class InfluxWriterService : BackgroundService
     {
         _ = Task.Run(() => PingLoopAsync(stoppingToken), CancellationToken.None);
         await EnsureDatabaseAsync(stoppingToken);
-        var batch = new List<Point>(_options.BatchSize);
+        var batch = new List<EncodedPoint>(_options.BatchSize);
         long batchSequence = -1;
         var interval = TimeSpan.FromMilliseconds(Math.Max(10, _options.FlushIntervalMs));
         // The loop ends when the pipeline completes the channel (shutdown), after writing what is left.
@@ -70,7 +74,8 @@ public sealed partial class InfluxWriterService : BackgroundService
             {
                 while (batch.Count < _options.BatchSize && _points.TryRead(out var item))
                 {
-                    if (item.Point is not null) batch.Add(item.Point);
+                    if (item.Point is not null) batch.Add(_ownLines.Append(item.Point));
+                    else if (item.Line.Chunk is not null) batch.Add(item.Line);
                     if (item.Sequence > batchSequence) batchSequence = item.Sequence;
                 }
                 if (batch.Count >= _options.BatchSize) break;
@@ -81,14 +86,29 @@ public sealed partial class InfluxWriterService : BackgroundService
                 var slice = TimeSpan.FromTicks(Math.Min(Stopwatch.GetElapsedTime(now, deadline).Ticks, CollectSlice.Ticks));
                 await Task.Delay(slice, CancellationToken.None);
             }
-            while (batch.Count < _options.BatchSize * 2 && _self.TryRead(out var own)) batch.Add(own);
+            while (batch.Count < _options.BatchSize * 2 && _self.TryRead(out var own)) batch.Add(_ownLines.Append(own));
             bool stored = batch.Count == 0 || await WriteBatchAsync(batch, stoppingToken);
             // Only now may the journal forget these frames; a batch not stored stays for the next start.
             if (stored && batchSequence >= 0) _log.Commit(batchSequence);
+            Release(batch);
             batch.Clear();
             batchSequence = -1;
         }
         LogStopped(_metrics.PointsWritten);
+    }
+
+    /// <summary>The batch's lines are done with: their chunks go back for reuse.</summary>
+    private void Release(List<EncodedPoint> batch)
+    {
+        LineChunk? pipeline = null, own = null;
+        for (int i = batch.Count - 1; i >= 0 && (pipeline is null || own is null); i--)
+        {
+            var chunk = batch[i].Chunk!;
+            if (pipeline is null && chunk.Arena == _pipelineLines) pipeline = chunk;
+            else if (own is null && chunk.Arena == _ownLines) own = chunk;
+        }
+        if (pipeline is not null) _pipelineLines.Release(pipeline);
+        if (own is not null) _ownLines.Release(own);
     }
 
     private async Task EnsureDatabaseAsync(CancellationToken ct)
@@ -118,17 +138,17 @@ public sealed partial class InfluxWriterService : BackgroundService
 
     /// <summary>Writes the batch until InfluxDB has taken or refused every point in it; false when
     /// shutdown came first (the points stay in the journal).</summary>
-    private async Task<bool> WriteBatchAsync(List<Point> batch, CancellationToken stoppingToken)
+    private async Task<bool> WriteBatchAsync(List<EncodedPoint> batch, CancellationToken stoppingToken)
     {
-        var pending = new Stack<ArraySegment<Point>>();
-        pending.Push(new ArraySegment<Point>(batch.ToArray()));
+        var pending = new Stack<ArraySegment<EncodedPoint>>();
+        pending.Push(new ArraySegment<EncodedPoint>(batch.ToArray()));
         var delay = TimeSpan.FromMilliseconds(_options.RetryMinMs);
         // After shutdown was requested, keep trying for a bounded time (the host's shutdown timeout
         // ends us otherwise), then give up and say how many points were not written.
         while (pending.TryPop(out var part))
         {
             _buffer.Clear();
-            foreach (var p in part) LineProtocol.Write(_buffer, p);
+            foreach (var p in part) _buffer.Write(p.Line);
             var started = Stopwatch.GetTimestamp();
             var result = await _client.WriteAsync(_buffer.WrittenMemory, CancellationToken.None);
             switch (result.Outcome)
@@ -156,7 +176,7 @@ public sealed partial class InfluxWriterService : BackgroundService
                         Detail = $"HTTP {result.StatusCode}: {result.Message}",
                         Source = "influx",
                         Topic = point.Origin,
-                        Device = point.Tag("device"),
+                        Device = point.Device,
                         Payload = System.Text.Encoding.UTF8.GetString(_buffer.WrittenSpan).TrimEnd('\n'),
                         PayloadBytes = _buffer.WrittenCount,
                     });

@@ -16,14 +16,14 @@ public static class LineProtocol
 {
     public static void Write(IBufferWriter<byte> buffer, Point point)
     {
-        WriteName(buffer, point.Measurement, measurement: true);
-        foreach (var tag in point.Tags)
+        if (point.Series is { } series)
         {
-            if (string.IsNullOrEmpty(tag.Value)) continue; // InfluxDB rejects empty tag values
-            WriteByte(buffer, (byte)',');
-            WriteName(buffer, tag.Key, measurement: false);
-            WriteByte(buffer, (byte)'=');
-            WriteName(buffer, tag.Value, measurement: false);
+            series.Key.CopyTo(buffer.GetSpan(series.Key.Length));
+            buffer.Advance(series.Key.Length);
+        }
+        else
+        {
+            WriteSeries(buffer, point.Measurement, point.Tags);
         }
         for (int i = 0; i < point.Fields.Count; i++)
         {
@@ -42,6 +42,27 @@ public static class LineProtocol
         WriteByte(buffer, (byte)' ');
         WriteLong(buffer, point.TimestampNs);
         WriteByte(buffer, (byte)'\n');
+    }
+
+    /// <summary>The measurement and tags as they start a line: what every point of a series shares.</summary>
+    internal static byte[] SeriesKey(string measurement, KeyValuePair<string, string>[] tags)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        WriteSeries(buffer, measurement, tags);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteSeries(IBufferWriter<byte> buffer, string measurement, KeyValuePair<string, string>[] tags)
+    {
+        WriteName(buffer, measurement, measurement: true);
+        foreach (var tag in tags)
+        {
+            if (string.IsNullOrEmpty(tag.Value)) continue; // InfluxDB rejects empty tag values
+            WriteByte(buffer, (byte)',');
+            WriteName(buffer, tag.Key, measurement: false);
+            WriteByte(buffer, (byte)'=');
+            WriteName(buffer, tag.Value, measurement: false);
+        }
     }
 
     public static string ToLine(Point point)
@@ -102,12 +123,56 @@ public static class LineProtocol
         WriteByte(buffer, (byte)'"');
     }
 
+    private static readonly double[] PowersOfTen = [1, 10, 100, 1000];
+
     private static void WriteDouble(IBufferWriter<byte> buffer, double v)
     {
         var span = buffer.GetSpan(32);
+        int n = TryWriteDecimal(span, v);
         // "R" gives the shortest text that parses back to the same double.
-        v.TryFormat(span, out int n, "R", CultureInfo.InvariantCulture);
+        if (n == 0) v.TryFormat(span, out n, "R", CultureInfo.InvariantCulture);
         buffer.Advance(n);
+    }
+
+    /// <summary>
+    /// Sensor values mostly have a few decimals (12.3, 0.05, 18): such a value is written as the
+    /// integer m / 10^k for the least k ≤ 3 with m / 10^k == v. Division is correctly rounded, so the
+    /// text parses back to exactly v, and with the least k it is the same text "R" would give, at a
+    /// fraction of the cost. Returns 0 when the value is not of this kind.
+    /// </summary>
+    private static int TryWriteDecimal(Span<byte> span, double v)
+    {
+        if (!(Math.Abs(v) < 1e12) || (v == 0 && double.IsNegative(v))) return 0;
+        for (int k = 0; k < PowersOfTen.Length; k++)
+        {
+            double scale = PowersOfTen[k];
+            double m = Math.Round(v * scale);
+            if (m / scale != v) continue;
+            long digits = (long)m;
+            if (k == 0)
+            {
+                digits.TryFormat(span, out int whole, default, CultureInfo.InvariantCulture);
+                return whole;
+            }
+            int n = 0;
+            if (digits < 0)
+            {
+                span[n++] = (byte)'-';
+                digits = -digits;
+            }
+            long unit = (long)scale;
+            (digits / unit).TryFormat(span[n..], out int written, default, CultureInfo.InvariantCulture);
+            n += written;
+            span[n++] = (byte)'.';
+            long fraction = digits % unit;
+            for (long d = unit / 10; d > 0; d /= 10)
+            {
+                span[n++] = (byte)('0' + fraction / d);
+                fraction %= d;
+            }
+            return n;
+        }
+        return 0;
     }
 
     private static void WriteLong(IBufferWriter<byte> buffer, long v)

@@ -15,23 +15,71 @@ public sealed class Point
 {
     public Point(string measurement, KeyValuePair<string, string>[] tags, long timestampNs)
     {
+        Array.Sort(tags, TagOrder.Instance);
         Measurement = measurement;
-        Array.Sort(tags, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
         Tags = tags;
         TimestampNs = timestampNs;
     }
 
-    public string Measurement { get; }
-    public KeyValuePair<string, string>[] Tags { get; }
+    /// <summary>A point of a known series: <paramref name="series"/> holds tags already sorted and their line-protocol form.</summary>
+    internal Point(Series series, long timestampNs)
+    {
+        Measurement = series.Measurement;
+        Tags = series.Tags;
+        Series = series;
+        TimestampNs = timestampNs;
+    }
+
+    public string Measurement { get; private set; }
+    public KeyValuePair<string, string>[] Tags { get; private set; }
     public List<PointField> Fields { get; } = new(8);
-    public long TimestampNs { get; }
+    public long TimestampNs { get; private set; }
 
     /// <summary>Where the point came from (topic or port), kept for quarantine if InfluxDB rejects it.</summary>
-    public string? Origin { get; init; }
+    public string? Origin { get; set; }
+
+    /// <summary>The series this point belongs to, when the normaliser made it; null for others.</summary>
+    internal Series? Series { get; private set; }
+
+    /// <summary>Makes a recycled point a new point of <paramref name="series"/>, with no fields.</summary>
+    internal void Reset(Series series, long timestampNs, string? origin)
+    {
+        Measurement = series.Measurement;
+        Tags = series.Tags;
+        Series = series;
+        TimestampNs = timestampNs;
+        Origin = origin;
+        Fields.Clear();
+    }
 
     public string? Tag(string key)
     {
         foreach (var t in Tags) if (t.Key == key) return t.Value;
         return null;
     }
+
+    internal sealed class TagOrder : IComparer<KeyValuePair<string, string>>
+    {
+        public static readonly TagOrder Instance = new();
+        public int Compare(KeyValuePair<string, string> a, KeyValuePair<string, string> b) => string.CompareOrdinal(a.Key, b.Key);
+    }
+}
+
+/// <summary>
+/// A measurement with its tags (sorted) and their line-protocol text ("traffic,city=lumen,device=tc-01"):
+/// what the points of one device share, built once and reused for every point.
+/// </summary>
+internal sealed class Series
+{
+    public Series(string measurement, KeyValuePair<string, string>[] tags)
+    {
+        Array.Sort(tags, Point.TagOrder.Instance);
+        Measurement = measurement;
+        Tags = tags;
+        Key = LineProtocol.SeriesKey(measurement, tags);
+    }
+
+    public string Measurement { get; }
+    public KeyValuePair<string, string>[] Tags { get; }
+    public byte[] Key { get; }
 }

@@ -23,7 +23,7 @@ internal static class DecoderHarness
         TopicRoute? route = null, string topic = "sensors/unit")
     {
         route ??= new TopicRoute { Filter = "#", Format = decoder.Format };
-        var context = new DecodeContext(route, topic, Topics.Capture(route.Topic, topic), ReceivedAtNs);
+        var context = new DecodeContext(route, topic, ReceivedAtNs);
         var readings = new List<Reading> { Sentinel };
         var error = decoder.Decode(payload, context, readings);
         Assert.True(readings.Count >= 1 && readings[0].DeviceId == Sentinel.DeviceId && readings[0].Field == Sentinel.Field,

@@ -141,6 +141,24 @@ public class LineProtocolTests
         Assert.Equal($"m f={expected} {Ts}", Line(PointField.Of("f", value)));
     }
 
+    [Fact]
+    public void Floats_are_written_as_round_trip_formatting_would_write_them()
+    {
+        // Whole numbers and values with a few decimals take a faster path; its text must be the same.
+        var random = new Random(20261121);
+        var values = new List<double> { 0, -0.0, 1e12, -1e12, 999999999999.999, 1e-3, -1e-3, 0.0005, 1e15, 123.456, -0.05 };
+        for (int i = 0; i < 20_000; i++)
+        {
+            double magnitude = Math.Pow(10, random.Next(-4, 14));
+            double raw = (random.NextDouble() - 0.5) * magnitude;
+            values.Add(raw);
+            values.Add(Math.Round(raw, random.Next(0, 4)));
+            values.Add(Math.Round(raw, random.Next(0, 4)) * 0.1);
+        }
+        foreach (var v in values)
+            Assert.Equal($"m f={v.ToString("R", CultureInfo.InvariantCulture)} {Ts}", Line(PointField.Of("f", v)));
+    }
+
     [Theory]
     [InlineData(Math.PI)]
     [InlineData(1.0 / 3)]
