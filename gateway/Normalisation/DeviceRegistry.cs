@@ -15,6 +15,11 @@ public sealed class ResolvedField
     /// <summary>Custom fields: float, integer, boolean or string.</summary>
     public string CustomType { get; init; } = "float";
     public bool Ignored { get; init; }
+
+    /// <summary>The unit conversion the normaliser used last for this field (units repeat message after message).</summary>
+    internal Conversion? LastConversion;
+
+    internal sealed record Conversion(UnitTable Units, string? Unit, bool Known, UnitTable.Converter Converter);
 }
 
 public sealed class DeviceType

@@ -113,7 +113,7 @@ public sealed class Normaliser
                     continue;
                 }
                 var unit = r.Unit ?? mapping?.DefaultUnit;
-                if (!_units.TryGetConverter(unit, metric, out var converter))
+                if (!TryGetConverter(mapping, unit, metric, out var converter))
                 {
                     Reject(QuarantineReasons.UnknownUnit, $"no conversion from '{unit}' to {metric.Name}'s unit '{metric.Unit}'");
                     continue;
@@ -182,6 +182,19 @@ public sealed class Normaliser
         var point = Rent(series, ts, frame.Topic);
         points.Add(point);
         return point;
+    }
+
+    /// <summary>The conversion for a mapped field, remembered on the field for the unit it last came in.</summary>
+    private bool TryGetConverter(ResolvedField? mapping, string? unit, MetricDefinition metric, out UnitTable.Converter converter)
+    {
+        if (mapping?.LastConversion is { } last && last.Units == _units && string.Equals(last.Unit, unit, StringComparison.Ordinal))
+        {
+            converter = last.Converter;
+            return last.Known;
+        }
+        bool known = _units.TryGetConverter(unit, metric, out converter);
+        if (mapping is not null) mapping.LastConversion = new(_units, unit, known, converter);
+        return known;
     }
 
     /// <summary>The series found last in this frame, and for which device and tags.</summary>

@@ -51,6 +51,7 @@ internal static class PipelineBenchmark
         foreach (var format in formats)
         {
             using var bench = Setup.Create(format, devices, dir);
+            Console.WriteLine($"{format}: {bench.Sample}");
             bench.Loop(Math.Max(2_000, 2 * millis)); // warm-up: tiered compilation (to its optimised, profile-guided tier), caches, pools
             for (int run = 1; run <= runs; run++)
             {
@@ -114,6 +115,20 @@ internal static class PipelineBenchmark
         }
 
         public string Format { get; }
+
+        /// <summary>One frame and the line protocol it becomes, to show what is measured.</summary>
+        public string Sample
+        {
+            get
+            {
+                var frame = _frames[0];
+                Handle(frame);
+                var line = _lines.Count > 0 ? System.Text.Encoding.UTF8.GetString(_lines[0].Line).TrimEnd('\n') : "(no point)";
+                return $"{frame.Topic} {System.Text.Encoding.UTF8.GetString(frame.Payload)}\n  → {line}";
+            }
+        }
+
+        private void Handle(RawFrame frame) => _pipeline.Handle(frame, _readings, _points, _lines);
 
         public long Quarantined => _quarantine.Total;
 
@@ -204,7 +219,7 @@ internal static class PipelineBenchmark
             {
                 var frame = _frames[_next];
                 if (++_next == _frames.Length) _next = 0;
-                _pipeline.Handle(frame, _readings, _points, _lines);
+                Handle(frame);
                 foreach (var line in _lines)
                 {
                     _batch.Write(line.Line);

@@ -30,16 +30,17 @@ public sealed class SenmlDecoder : IPayloadDecoder
             string bn = "";
             double bt = 0, bv = 0, bs = 0;
             string? bu = null;
+            string? topicDevice = null;
             int index = 0;
             while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
             {
                 if (reader.TokenType != JsonTokenType.StartObject)
                     return Fail(readings, start, $"record {index} is not a JSON object");
                 var rec = new Record();
-                var seen = new HashSet<string>(StringComparer.Ordinal);
+                var seen = new SeenNames();
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
-                    var key = reader.GetString()!;
+                    var key = StringPool.Shared.Get(ref reader);
                     reader.Read();
                     if (!seen.Add(key)) return Fail(readings, start, $"record {index} has key '{key}' twice");
                     switch (key)
@@ -89,15 +90,15 @@ public sealed class SenmlDecoder : IPayloadDecoder
                 bool hasValue = rec.ValueKeys > 0 || rec.S is not null;
                 if (!hasValue) { index++; continue; } // a record that only sets base fields
 
-                var name = bn + (rec.N ?? "");
-                if (name.Length == 0) return Fail(readings, start, $"record {index} has no name (neither bn nor n)");
+                if (bn.Length + (rec.N?.Length ?? 0) == 0) return Fail(readings, start, $"record {index} has no name (neither bn nor n)");
                 var unit = rec.U ?? bu;
-                var (device, field) = SplitName(bn, rec.N, unit, context.TopicDevice);
+                topicDevice ??= context.TopicDevice ?? "";
+                var (device, field) = SplitName(bn, rec.N, unit, topicDevice.Length == 0 ? null : topicDevice);
                 if (device is null)
                     return Fail(readings, start, QuarantineReasons.MissingDeviceId,
                         $"record {index}: no device id (no base name and no {{device}} in the route's topic template)");
                 if (field.Length == 0)
-                    return Fail(readings, start, $"record {index}: name '{Timestamps.Truncate(name)}' names no field (a device URN needs a unit)");
+                    return Fail(readings, start, $"record {index}: name '{Timestamps.Truncate(bn + rec.N)}' names no field (a device URN needs a unit)");
 
                 double t = bt + (rec.T ?? 0);
                 if (!double.IsFinite(t)) return Fail(readings, start, $"record {index} time is not finite");
@@ -148,46 +149,67 @@ public sealed class SenmlDecoder : IPayloadDecoder
     /// <summary>Splits a SenML name into device and field (see the type's summary).</summary>
     public static (string? Device, string Field) SplitName(string bn, string? n, string? unit, string? topicDevice)
     {
-        if (TryDeviceUrnId((bn + n).TrimEnd(NameSeparators), out var urnId)) return (urnId, unit ?? "");
-        string? device;
-        string field;
+        n ??= "";
+        int length = bn.Length + n.Length;
+        Span<char> joined = length <= 256 ? stackalloc char[length] : new char[length];
+        bn.CopyTo(joined);
+        n.CopyTo(joined[bn.Length..]);
+        if (TryDeviceUrnId(joined.TrimEnd(NameSeparators), out var urnId)) return (StringPool.Shared.Get(urnId), unit ?? "");
+        ReadOnlySpan<char> device = topicDevice;
+        bool hasDevice = topicDevice is not null;
+        ReadOnlySpan<char> field = n;
         if (bn.Length > 0)
         {
-            device = bn.TrimEnd(NameSeparators);
-            field = n ?? "";
-            if (field.Length == 0)
+            var baseName = bn.AsSpan().TrimEnd(NameSeparators);
+            if (field.Length > 0)
+            {
+                device = baseName;
+                hasDevice = true;
+            }
+            else
             {
                 // The whole name is in bn: take its last segment as the field.
-                int cut = device.LastIndexOfAny([':', '/']);
-                if (cut > 0) { field = device[(cut + 1)..]; device = device[..cut]; }
-                else { field = device; device = topicDevice; }
+                int cut = baseName.LastIndexOfAny(':', '/');
+                if (cut > 0)
+                {
+                    field = baseName[(cut + 1)..];
+                    device = baseName[..cut];
+                    hasDevice = true;
+                }
+                else
+                {
+                    field = baseName;
+                }
             }
         }
         else
         {
-            field = n ?? "";
-            device = topicDevice;
-            int cut = field.LastIndexOfAny([':', '/']);
-            if (device is null && cut > 0) { device = field[..cut]; field = field[(cut + 1)..]; }
+            int cut = field.LastIndexOfAny(':', '/');
+            if (!hasDevice && cut > 0)
+            {
+                device = field[..cut];
+                field = field[(cut + 1)..];
+                hasDevice = true;
+            }
         }
-        if (device is not null && device.StartsWith("urn:dev:", StringComparison.OrdinalIgnoreCase))
+        if (hasDevice && device.StartsWith("urn:dev:", StringComparison.OrdinalIgnoreCase))
             device = device[(device.LastIndexOf(':') + 1)..];
-        return (string.IsNullOrEmpty(device) ? null : device, field);
+        return (!hasDevice || device.IsEmpty ? null : StringPool.Shared.Get(device), StringPool.Shared.Get(field));
     }
 
     private static readonly char[] NameSeparators = [':', '/', '.', '-', '_'];
 
     /// <summary>True when <paramref name="name"/> is exactly urn:dev:&lt;type&gt;:&lt;id&gt;; gives &lt;id&gt;.</summary>
-    private static bool TryDeviceUrnId(string name, out string id)
+    private static bool TryDeviceUrnId(ReadOnlySpan<char> name, out ReadOnlySpan<char> id)
     {
-        id = "";
+        id = default;
         if (!name.StartsWith("urn:dev:", StringComparison.OrdinalIgnoreCase)) return false;
-        var rest = name.AsSpan(8);
+        var rest = name[8..];
         int colon = rest.IndexOf(':');
         if (colon <= 0) return false;
         var tail = rest[(colon + 1)..];
         if (tail.Length == 0 || tail.IndexOfAny(':', '/') >= 0) return false;
-        id = tail.ToString();
+        id = tail;
         return true;
     }
 
@@ -201,7 +223,7 @@ public sealed class SenmlDecoder : IPayloadDecoder
     }
 
     private static string ExpectString(ref Utf8JsonReader reader, string key) =>
-        reader.TokenType == JsonTokenType.String ? reader.GetString()! : throw new JsonException($"'{key}' must be a string");
+        reader.TokenType == JsonTokenType.String ? StringPool.Shared.Get(ref reader) : throw new JsonException($"'{key}' must be a string");
 
     private static double ExpectNumber(ref Utf8JsonReader reader, string key)
     {
