@@ -55,7 +55,7 @@ public static class JsonValues
         int start = readings.Count;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var name = prefix + reader.GetString();
+            var name = prefix.Length == 0 ? StringPool.Shared.Get(ref reader) : prefix + reader.GetString();
             reader.Read();
             RejectDuplicate(readings, start, name);
             ReadField(ref reader, name, readings);

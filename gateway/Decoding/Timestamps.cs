@@ -28,6 +28,17 @@ public static class Timestamps
                 var s = reader.GetString()!;
                 return TryParseText(s, format, out ns, out error);
             }
+            if (format is "auto" or "iso8601" && span.Length <= 64)
+            {
+                // Network servers send RFC 3339 with nanoseconds: parse it from the stack, without a string.
+                Span<char> chars = stackalloc char[64];
+                int n = System.Text.Encoding.UTF8.GetChars(span, chars);
+                switch (ParseRfc3339Nanos(chars[..n], out ns))
+                {
+                    case Rfc3339.Parsed: return true;
+                    case Rfc3339.OutOfRange: error = OutOfRange(System.Text.Encoding.UTF8.GetString(span)); return false;
+                }
+            }
             if (format is "auto" or "iso8601" && Utf8Parser.TryParse(span, out DateTimeOffset dto, out int used, 'O') && used == span.Length)
             {
                 if (Pipeline.UnixTime.TryToNs(dto, out ns)) return true;
@@ -75,7 +86,7 @@ public static class Timestamps
 
     private enum Rfc3339 { NotRfc3339, Parsed, OutOfRange }
 
-    private static Rfc3339 ParseRfc3339Nanos(string s, out long ns)
+    private static Rfc3339 ParseRfc3339Nanos(ReadOnlySpan<char> s, out long ns)
     {
         ns = 0;
         int dot = s.IndexOf('.');
@@ -84,16 +95,57 @@ public static class Timestamps
             return Rfc3339.NotRfc3339;
         int end = dot + 1;
         while (end < s.Length && char.IsAsciiDigit(s[end])) end++;
-        var frac = s.AsSpan(dot + 1, end - dot - 1);
-        if (frac.Length == 0 || frac.Length > 9) return Rfc3339.NotRfc3339;
-        var head = s[..dot] + s[end..];
-        if (!DateTimeOffset.TryParse(head, CultureInfo.InvariantCulture,
-                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto)) return Rfc3339.NotRfc3339;
+        var frac = s.Slice(dot + 1, end - dot - 1);
+        if (frac.Length == 0 || frac.Length > 9 || s.Length > 128) return Rfc3339.NotRfc3339;
+        Span<char> head = stackalloc char[s.Length - frac.Length - 1];
+        s[..dot].CopyTo(head);
+        s[end..].CopyTo(head[dot..]);
+        if (!TryParseIsoSeconds(head, out var dto) && !DateTimeOffset.TryParse(head, CultureInfo.InvariantCulture,
+                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out dto)) return Rfc3339.NotRfc3339;
         long fracNs = long.Parse(frac, CultureInfo.InvariantCulture);
         for (int i = frac.Length; i < 9; i++) fracNs *= 10;
         if (!Pipeline.UnixTime.TryToNs(dto, out var wholeNs) || wholeNs > long.MaxValue - fracNs) return Rfc3339.OutOfRange;
         ns = wholeNs + fracNs;
         return Rfc3339.Parsed;
+    }
+
+    /// <summary>The usual shape, yyyy-MM-ddTHH:mm:ss then Z or ±hh:mm, read directly (the general parser is slow).</summary>
+    private static bool TryParseIsoSeconds(ReadOnlySpan<char> s, out DateTimeOffset value)
+    {
+        value = default;
+        if (s.Length < 20 || s[4] != '-' || s[7] != '-' || s[10] is not ('T' or 't' or ' ') || s[13] != ':' || s[16] != ':') return false;
+        if (!TryDigits(s[..4], out int year) || !TryDigits(s.Slice(5, 2), out int month) || !TryDigits(s.Slice(8, 2), out int day) ||
+            !TryDigits(s.Slice(11, 2), out int hour) || !TryDigits(s.Slice(14, 2), out int minute) || !TryDigits(s.Slice(17, 2), out int second))
+            return false;
+        var zone = s[19..];
+        TimeSpan offset;
+        if (zone is "Z" or "z") offset = TimeSpan.Zero;
+        else if (zone.Length == 6 && zone[0] is '+' or '-' && zone[3] == ':' && TryDigits(zone.Slice(1, 2), out int oh) && TryDigits(zone.Slice(4, 2), out int om)
+                 && oh < 24 && om < 60)
+            offset = new TimeSpan(zone[0] == '-' ? -oh : oh, zone[0] == '-' ? -om : om, 0);
+        else return false;
+        if (month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(Math.Max(1, year), month) || hour > 23 || minute > 59 || second > 59 || year < 1)
+            return false;
+        try
+        {
+            value = new DateTimeOffset(year, month, day, hour, minute, second, offset).ToUniversalTime();
+            return true;
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            return false;
+        }
+    }
+
+    private static bool TryDigits(ReadOnlySpan<char> s, out int value)
+    {
+        value = 0;
+        foreach (var c in s)
+        {
+            if (!char.IsAsciiDigit(c)) return false;
+            value = value * 10 + (c - '0');
+        }
+        return true;
     }
 
     public static bool FromInteger(long v, string format, out long ns, out string? error)

@@ -23,10 +23,10 @@ public sealed class ChirpStackDecoder : IPayloadDecoder
             var reader = new Utf8JsonReader(payload, JsonValues.ReaderOptions);
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 return new DecodeError(QuarantineReasons.MalformedPayload, "expected a JSON object (ChirpStack uplink event)");
-            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var seen = new SeenNames();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var key = reader.GetString()!;
+                var key = StringPool.Shared.Get(ref reader);
                 reader.Read();
                 if (!seen.Add(key)) throw new JsonException($"duplicate key '{key}'");
                 switch (key)
@@ -35,7 +35,7 @@ public sealed class ChirpStackDecoder : IPayloadDecoder
                         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("'deviceInfo' must be an object");
                         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                         {
-                            var k = reader.GetString();
+                            var k = StringPool.Shared.Get(ref reader);
                             reader.Read();
                             if (k == "devEui") devEui = JsonValues.ReadScalarText(ref reader);
                             else if (k == "deviceName") deviceName = JsonValues.ReadScalarText(ref reader);

@@ -23,10 +23,10 @@ public sealed class TtsDecoder : IPayloadDecoder
             var reader = new Utf8JsonReader(payload, JsonValues.ReaderOptions);
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 return new DecodeError(QuarantineReasons.MalformedPayload, "expected a JSON object (The Things Stack uplink)");
-            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var seen = new SeenNames();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var key = reader.GetString()!;
+                var key = StringPool.Shared.Get(ref reader);
                 reader.Read();
                 if (!seen.Add(key)) throw new JsonException($"duplicate key '{key}'");
                 switch (key)
@@ -35,7 +35,7 @@ public sealed class TtsDecoder : IPayloadDecoder
                         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("'end_device_ids' must be an object");
                         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                         {
-                            var k = reader.GetString();
+                            var k = StringPool.Shared.Get(ref reader);
                             reader.Read();
                             if (k == "device_id") deviceId = JsonValues.ReadScalarText(ref reader);
                             else if (k == "dev_eui") devEui = JsonValues.ReadScalarText(ref reader);
@@ -48,10 +48,10 @@ public sealed class TtsDecoder : IPayloadDecoder
                     case "uplink_message":
                         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("'uplink_message' must be an object");
                         hasUplink = true;
-                        var seenInner = new HashSet<string>(StringComparer.Ordinal);
+                        var seenInner = new SeenNames();
                         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                         {
-                            var k = reader.GetString()!;
+                            var k = StringPool.Shared.Get(ref reader);
                             reader.Read();
                             if (!seenInner.Add(k)) throw new JsonException($"duplicate key 'uplink_message.{k}'");
                             if (k == "decoded_payload" && reader.TokenType == JsonTokenType.StartObject)
