@@ -303,9 +303,10 @@ public sealed partial class FileJournal : IFrameLog
         int sourceLength = body[p++];
         long received = BinaryPrimitives.ReadInt64LittleEndian(body[p..]); p += 8;
         int original = BinaryPrimitives.ReadInt32LittleEndian(body[p..]); p += 4;
-        var source = Encoding.UTF8.GetString(body.Slice(p, sourceLength)); p += sourceLength;
+        // Sources and topics repeat frame after frame: pooled, they cost no string each.
+        var source = Decoding.StringPool.Shared.Get(body.Slice(p, sourceLength)); p += sourceLength;
         int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(body[p..]); p += 2;
-        var topic = Encoding.UTF8.GetString(body.Slice(p, topicLength)); p += topicLength;
+        var topic = Decoding.StringPool.Shared.Get(body.Slice(p, topicLength)); p += topicLength;
         var payload = body[p..].ToArray();
         return new RawFrame(source, topic, payload, received, qos, original);
     }

@@ -250,7 +250,8 @@ public sealed unsafe class MosquittoClient : IDisposable
         if (self?.MessageReceived is not { } handler || message is null) return;
         try
         {
-            var topic = Marshal.PtrToStringUTF8((IntPtr)message->Topic) ?? "";
+            // Each device publishes on its own topic, again and again: the pool gives its string without allocating.
+            var topic = message->Topic is null ? "" : Decoding.StringPool.Shared.Get(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(message->Topic));
             var payload = new ReadOnlySpan<byte>(message->Payload, message->PayloadLen);
             handler(new MqttIncoming(topic, payload, message->Qos, message->Retain));
         }
