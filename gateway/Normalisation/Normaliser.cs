@@ -46,17 +46,19 @@ public sealed class Normaliser
         string? lastId = null;
         RegisteredDevice? lastDevice = null;
         var memo = new SeriesMemo();
-        foreach (var r in readings)
+        void Reject(in Reading r, string reason, string detail)
         {
-            void Reject(string reason, string detail)
-            {
-                rejected++;
-                quarantine.Add(reason, detail, frame, route.ToString(), r.DeviceId, r.Field);
-            }
+            rejected++;
+            quarantine.Add(reason, detail, frame, route.ToString(), r.DeviceId, r.Field);
+        }
+
+        // By reference: a reading is a large struct, and a frame has several.
+        foreach (ref readonly var r in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(readings))
+        {
 
             if (r.Kind == ReadingKind.Invalid)
             {
-                Reject(r.ErrorReason ?? QuarantineReasons.MalformedPayload, r.Error ?? "invalid value");
+                Reject(r, r.ErrorReason ?? QuarantineReasons.MalformedPayload, r.Error ?? "invalid value");
                 continue;
             }
             if (!ReferenceEquals(r.DeviceId, lastId))
@@ -79,7 +81,7 @@ public sealed class Normaliser
             long ts = r.TimestampNs ?? frame.ReceivedAtNs;
             if (ts > frame.ReceivedAtNs + _maxFutureNs || ts < frame.ReceivedAtNs - _maxAgeNs)
             {
-                Reject(QuarantineReasons.ClockSkew,
+                Reject(r, QuarantineReasons.ClockSkew,
                     $"device time {UnixTime.FromNs(ts):O} is {FormatSkew(ts - frame.ReceivedAtNs)} from the receive time {UnixTime.FromNs(frame.ReceivedAtNs):O}");
                 continue;
             }
@@ -90,7 +92,7 @@ public sealed class Normaliser
             {
                 if (!_catalog.TryGet(device.Domain, r.Field, out metric!))
                 {
-                    Reject(QuarantineReasons.UnknownField,
+                    Reject(r, QuarantineReasons.UnknownField,
                         $"field '{Timestamps.Truncate(r.Field)}' is neither mapped for device type '{device.Type.Name}' nor a canonical {device.Domain} metric");
                     continue;
                 }
@@ -103,30 +105,30 @@ public sealed class Normaliser
             PointField field;
             if (metric is null)
             {
-                if (!TryCustom(r, mapping!, out field, out var error)) { Reject(QuarantineReasons.WrongType, error); continue; }
+                if (!TryCustom(r, mapping!, out field, out var error)) { Reject(r, QuarantineReasons.WrongType, error); continue; }
             }
             else
             {
                 if (r.Kind != ReadingKind.Number)
                 {
-                    Reject(QuarantineReasons.WrongType, $"'{r.Field}' must be a number for {metric.Name}, got {Describe(r)}");
+                    Reject(r, QuarantineReasons.WrongType, $"'{r.Field}' must be a number for {metric.Name}, got {Describe(r)}");
                     continue;
                 }
                 var unit = r.Unit ?? mapping?.DefaultUnit;
                 if (!TryGetConverter(mapping, unit, metric, out var converter))
                 {
-                    Reject(QuarantineReasons.UnknownUnit, $"no conversion from '{unit}' to {metric.Name}'s unit '{metric.Unit}'");
+                    Reject(r, QuarantineReasons.UnknownUnit, $"no conversion from '{unit}' to {metric.Name}'s unit '{metric.Unit}'");
                     continue;
                 }
                 double value = converter.Apply(r.Number);
                 if (!double.IsFinite(value))
                 {
-                    Reject(QuarantineReasons.NonFinite, $"'{r.Field}' converts to a non-finite value");
+                    Reject(r, QuarantineReasons.NonFinite, $"'{r.Field}' converts to a non-finite value");
                     continue;
                 }
                 if (value < metric.Min || value > metric.Max)
                 {
-                    Reject(QuarantineReasons.OutOfBounds,
+                    Reject(r, QuarantineReasons.OutOfBounds,
                         $"{metric.Name} = {value:G6} {metric.Unit} is outside [{metric.Min:G6}, {metric.Max:G6}]");
                     continue;
                 }

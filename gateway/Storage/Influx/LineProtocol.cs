@@ -18,6 +18,14 @@ public static class LineProtocol
     {
         if (point.Series is { } series)
         {
+            // The normaliser's points: one span for the whole line, no per-token buffer calls.
+            var span = buffer.GetSpan(Bound(series, point));
+            int n = TryWriteSeriesPoint(span, series, point);
+            if (n > 0)
+            {
+                buffer.Advance(n);
+                return;
+            }
             series.Key.CopyTo(buffer.GetSpan(series.Key.Length));
             buffer.Advance(series.Key.Length);
         }
@@ -42,6 +50,63 @@ public static class LineProtocol
         WriteByte(buffer, (byte)' ');
         WriteLong(buffer, point.TimestampNs);
         WriteByte(buffer, (byte)'\n');
+    }
+
+    private static readonly SearchValues<char> NameSpecials = SearchValues.Create(
+        ", =\\\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u0009\u000a\u000b\u000c\u000d\u000e\u000f" +
+        "\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f" +
+        "\u007f\u0080\u0081\u0082\u0083\u0084\u0085\u0086\u0087\u0088\u0089\u008a\u008b\u008c\u008d\u008e\u008f" +
+        "\u0090\u0091\u0092\u0093\u0094\u0095\u0096\u0097\u0098\u0099\u009a\u009b\u009c\u009d\u009e\u009f");
+
+    /// <summary>Bytes a line of <paramref name="point"/> can take at most, field names unescaped.</summary>
+    private static int Bound(Series series, Point point)
+    {
+        int bound = series.Key.Length + 1 + 20 + 1;
+        foreach (var f in point.Fields)
+            bound += 2 + 3 * f.Name.Length + (f.Kind == FieldKind.String ? 2 + 6 * (f.Text?.Length ?? 0) : 32);
+        return bound;
+    }
+
+    /// <summary>Writes a whole line into <paramref name="span"/> (at least <see cref="Bound"/> long); 0 when a
+    /// field name needs escaping or a value is text, which the general path writes.</summary>
+    private static int TryWriteSeriesPoint(Span<byte> span, Series series, Point point)
+    {
+        var fields = point.Fields;
+        if (fields.Count == 0) return 0;
+        series.Key.CopyTo(span);
+        int n = series.Key.Length;
+        for (int i = 0; i < fields.Count; i++)
+        {
+            var f = fields[i];
+            if (f.Kind == FieldKind.String || f.Name.AsSpan().IndexOfAny(NameSpecials) >= 0) return 0;
+            span[n++] = i == 0 ? (byte)' ' : (byte)',';
+            n += Encoding.UTF8.GetBytes(f.Name, span[n..]);
+            span[n++] = (byte)'=';
+            int w;
+            switch (f.Kind)
+            {
+                case FieldKind.Float:
+                    w = TryWriteDecimal(span[n..], f.Float);
+                    if (w == 0) f.Float.TryFormat(span[n..], out w, "R", CultureInfo.InvariantCulture);
+                    n += w;
+                    break;
+                case FieldKind.Integer:
+                    f.Integer.TryFormat(span[n..], out w, default, CultureInfo.InvariantCulture);
+                    n += w;
+                    span[n++] = (byte)'i';
+                    break;
+                default:
+                    var text = f.Boolean ? "true"u8 : "false"u8;
+                    text.CopyTo(span[n..]);
+                    n += text.Length;
+                    break;
+            }
+        }
+        span[n++] = (byte)' ';
+        point.TimestampNs.TryFormat(span[n..], out int t, default, CultureInfo.InvariantCulture);
+        n += t;
+        span[n++] = (byte)'\n';
+        return n;
     }
 
     /// <summary>The measurement and tags as they start a line: what every point of a series shares.</summary>

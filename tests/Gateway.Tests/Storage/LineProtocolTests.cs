@@ -142,6 +142,29 @@ public class LineProtocolTests
     }
 
     [Fact]
+    public void Points_of_a_series_are_written_as_any_other_point()
+    {
+        // The normaliser's points carry their series' prepared text and take a faster path.
+        KeyValuePair<string, string>[] Tags() => [new("site", "pump 7"), new("city", "lumen"), new("device", "wat,01")];
+        PointField[][] cases =
+        [
+            [PointField.Of("flow", 87.94800000000001), PointField.Of("seq", 3L), PointField.Of("ok", true), PointField.Of("off", false)],
+            [PointField.Of("field with space", 1.5), PointField.Of("a=b", -2.25)],
+            [PointField.Of("note", "a \"quoted\" \\ text"), PointField.Of("level", 0.001)],
+            [PointField.Of("température", 21.5)],
+            [],
+        ];
+        foreach (var fields in cases)
+        {
+            var plain = new Point("water", Tags(), Ts);
+            plain.Fields.AddRange(fields);
+            var series = new Point(new Series("water", Tags()), Ts);
+            series.Fields.AddRange(fields);
+            Assert.Equal(LineProtocol.ToLine(plain), LineProtocol.ToLine(series));
+        }
+    }
+
+    [Fact]
     public void Floats_are_written_as_round_trip_formatting_would_write_them()
     {
         // Whole numbers and values with a few decimals take a faster path; its text must be the same.
