@@ -76,4 +76,38 @@ public sealed class StartupConfigurationTests
         Assert.Contains("Gateway:Influx:Version", output);
         Assert.Contains("Gateway:Routes:0:Qos", output);
     }
+
+    [Theory]
+    [InlineData("city/ingest", "'/'")]
+    [InlineData("ingest+", "'+'")]
+    [InlineData("#", "'#'")]
+    [InlineData("  ", "white space")]
+    public void Invalid_shared_group_names_the_key(string group, string because)
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Mqtt:SharedGroup=" + group);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Mqtt:SharedGroup", output);
+        Assert.Contains(because, output);
+    }
+
+    [Fact]
+    public void A_route_that_is_already_shared_conflicts_with_the_shared_group()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Mqtt:SharedGroup=ingest",
+            "--Gateway:Routes:0:Filter=$share/other/city/json/#");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Routes:0:Filter", output);
+        Assert.Contains("'city/json/#'", output);
+    }
+
+    [Fact]
+    public void A_shared_route_filter_without_a_filter_after_the_group_names_the_route_key()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Routes:0:Filter=$share/ingest");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Routes:0:Filter", output);
+    }
 }
