@@ -158,6 +158,9 @@ public static class GatewayApp
             // Resolve every validated setting before the host starts, so a configuration error is
             // reported as such (naming the key) rather than as a start-up failure with a stack trace.
             ValidateConfiguration(app.Services);
+            // Open the journal (and take its lock) before the host starts, so a journal held by
+            // another instance is reported as the configuration error it is.
+            _ = app.Services.GetRequiredService<IFrameLog>();
             await app.RunAsync();
             return 0;
         }
@@ -165,6 +168,11 @@ public static class GatewayApp
         {
             Console.Error.WriteLine("Configuration error, the gateway is not started:");
             foreach (var failure in e.Failures) Console.Error.WriteLine("  " + failure);
+            return 2;
+        }
+        catch (JournalInUseException e)
+        {
+            Console.Error.WriteLine($"Configuration error, the gateway is not started: Gateway:Journal:Path: {e.Message}");
             return 2;
         }
         catch (RegistryException e)

@@ -110,4 +110,19 @@ public sealed class StartupConfigurationTests
         Assert.Equal(2, code);
         Assert.Contains("Gateway:Routes:0:Filter", output);
     }
+
+    /// <summary>Two instances given one journal folder: the second stops before it touches the journal.</summary>
+    [Fact]
+    public void A_journal_held_by_another_process_stops_the_gateway_and_names_the_key()
+    {
+        using var dir = new TempDir("cfg");
+        var journal = dir.File("journal");
+        using var held = new CityGateway.Journal.FileJournal(new CityGateway.Journal.JournalOptions { Path = journal },
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Journal:Path=" + journal);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Journal:Path", output);
+        Assert.Contains("in use by another gateway process", output);
+        Assert.DoesNotContain("   at ", output); // a message, not a stack trace
+    }
 }
