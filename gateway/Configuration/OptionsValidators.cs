@@ -194,6 +194,8 @@ internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Ex
     public ValidateOptionsResult Validate(string? name, CityGateway.Exchange.ExchangeOptions o)
     {
         var errors = new List<string>();
+        // An instance that is not the publisher only ingests: nothing of the exchange runs there.
+        if (!o.Publisher) return ValidateOptionsResult.Success;
         if (o.Enabled)
         {
             if (string.IsNullOrWhiteSpace(o.CityId)) errors.Add("Gateway:Exchange:CityId: required to share data");
