@@ -53,7 +53,7 @@ public static class GatewayApp
         var exchange = config.GetSection("Exchange").Get<ExchangeOptions>() ?? new ExchangeOptions();
         services.AddOptions<ExchangeOptions>().Bind(config.GetSection("Exchange")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ExchangeOptions>, ExchangeOptionsValidator>();
-        if (exchange.Enabled)
+        if (exchange.SharesHere)
         {
             services.AddSingleton<ExchangeContext>();
             ExchangeEndpoints.AddExchangeRateLimiting(services, exchange);
@@ -100,8 +100,8 @@ public static class GatewayApp
         services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());
         services.AddHostedService(sp => sp.GetRequiredService<RegistryHolder>());
         services.AddHostedService<SiteCatalogService>();
-        if (exchange.Enabled) services.AddHostedService<ReleaseJob>();
-        if (exchange.Partners.Count > 0)
+        if (exchange.SharesHere) services.AddHostedService<ReleaseJob>();
+        if (exchange.FederatesHere)
         {
             services.AddSingleton<FederationClient>();
             services.AddHostedService(sp => sp.GetRequiredService<FederationClient>());
@@ -110,9 +110,10 @@ public static class GatewayApp
         services.AddHostedService<SerialSource>();
 
         var app = builder.Build();
+        if ((exchange.Enabled || exchange.Partners.Count > 0) && !exchange.Publisher) ExchangeRoleLog.IngestOnly(app.Logger);
         HealthEndpoints.Map(app);
         QuarantineEndpoints.Map(app);
-        if (exchange.Enabled)
+        if (exchange.SharesHere)
         {
             app.UseRateLimiter();
             ExchangeEndpoints.Map(app);
@@ -158,6 +159,9 @@ public static class GatewayApp
             // Resolve every validated setting before the host starts, so a configuration error is
             // reported as such (naming the key) rather than as a start-up failure with a stack trace.
             ValidateConfiguration(app.Services);
+            // Open the journal (and take its lock) before the host starts, so a journal held by
+            // another instance is reported as the configuration error it is.
+            _ = app.Services.GetRequiredService<IFrameLog>();
             await app.RunAsync();
             return 0;
         }
@@ -165,6 +169,11 @@ public static class GatewayApp
         {
             Console.Error.WriteLine("Configuration error, the gateway is not started:");
             foreach (var failure in e.Failures) Console.Error.WriteLine("  " + failure);
+            return 2;
+        }
+        catch (JournalInUseException e)
+        {
+            Console.Error.WriteLine($"Configuration error, the gateway is not started: Gateway:Journal:Path: {e.Message}");
             return 2;
         }
         catch (RegistryException e)

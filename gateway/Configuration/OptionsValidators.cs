@@ -34,6 +34,8 @@ internal sealed class MqttOptionsValidator : IValidateOptions<MqttConnectionOpti
         }
         if (string.IsNullOrWhiteSpace(o.ClientId)) errors.Add("Gateway:Mqtt:ClientId: must not be empty (a persistent session is bound to it)");
         if (o.ProtocolVersion is not (4 or 5)) errors.Add($"Gateway:Mqtt:ProtocolVersion: {o.ProtocolVersion} is not 5 or 4 (3.1.1)");
+        if (!string.IsNullOrEmpty(o.SharedGroup) && Topics.ValidateShareName(o.SharedGroup) is { } share)
+            errors.Add($"Gateway:Mqtt:SharedGroup: {share}; leave it empty for ordinary subscriptions");
         if (o.KeepAliveSeconds < 5) errors.Add("Gateway:Mqtt:KeepAliveSeconds: must be at least 5");
         if (o.ReconnectMinSeconds < 1 || o.ReconnectMaxSeconds < o.ReconnectMinSeconds)
             errors.Add("Gateway:Mqtt:ReconnectMinSeconds/ReconnectMaxSeconds: need 1 <= min <= max");
@@ -58,6 +60,9 @@ internal sealed class RoutesOptionsValidator(DecoderCatalog decoders, IOptions<M
             var r = o.Routes[i];
             var key = $"Gateway:Routes:{i}";
             if (Topics.ValidateFilter(r.Filter) is { } fe) errors.Add($"{key}:Filter: {fe}");
+            else if (r.Source == "mqtt" && Topics.IsShared(r.Filter) && !string.IsNullOrEmpty(mqtt.Value.SharedGroup))
+                errors.Add($"{key}:Filter: '{r.Filter}' is already a shared subscription; with Gateway:Mqtt:SharedGroup set, give the plain " +
+                           $"filter ('{Topics.Unshared(r.Filter)}') and the gateway subscribes to $share/{mqtt.Value.SharedGroup}/<filter> itself");
             if (string.IsNullOrWhiteSpace(r.Format))
                 errors.Add($"{key}:Format: missing; one of {string.Join(", ", decoders.Formats)}");
             else if (!decoders.Contains(r.Format))
@@ -189,6 +194,8 @@ internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Ex
     public ValidateOptionsResult Validate(string? name, CityGateway.Exchange.ExchangeOptions o)
     {
         var errors = new List<string>();
+        // An instance that is not the publisher only ingests: nothing of the exchange runs there.
+        if (!o.Publisher) return ValidateOptionsResult.Success;
         if (o.Enabled)
         {
             if (string.IsNullOrWhiteSpace(o.CityId)) errors.Add("Gateway:Exchange:CityId: required to share data");

@@ -22,8 +22,19 @@ public sealed class ExchangeOptions
     /// <summary>Public base URL of the partner API, published at /.well-known/city-exchange.</summary>
     public string? PublicBaseUrl { get; set; }
 
-    /// <summary>This instance makes releases (one instance per city should).</summary>
+    /// <summary>
+    /// This instance acts for the city in the exchange: it makes the releases, serves the partner API
+    /// and pulls partners' feeds. Exactly one instance per city should; with several instances
+    /// (scale-out) the others set it to false and only ingest: no release job, no partner API, no
+    /// federation client, and they need neither the signing key nor the agreements.
+    /// </summary>
     public bool Publisher { get; set; } = true;
+
+    /// <summary>Releases are made and the partner API is served by this instance.</summary>
+    public bool SharesHere => Enabled && Publisher;
+
+    /// <summary>Partners' feeds are pulled by this instance.</summary>
+    public bool FederatesHere => Publisher && Partners.Count > 0;
 
     /// <summary>How often the release job looks for windows to release.</summary>
     public int ReleaseCheckSeconds { get; set; } = 60;
@@ -53,4 +64,10 @@ public sealed class PartnerFeedOptions
     public string? PublicKeyPem { get; set; }
 
     public int PollSeconds { get; set; } = 60;
+}
+
+internal static partial class ExchangeRoleLog
+{
+    [LoggerMessage(EventId = 8004, Level = LogLevel.Information, Message = "Exchange: this instance is not the publisher (Gateway:Exchange:Publisher=false): it only ingests; releases, the partner API and partner feeds run on the publisher instance")]
+    public static partial void IngestOnly(ILogger logger);
 }

@@ -12,17 +12,29 @@ public static class HealthEndpoints
     {
         app.MapGet("/healthz", () => Results.Json(new { status = "alive" }));
         app.MapGet("/readyz", (GatewayHealth health, GatewayMetrics metrics, QuarantineStore quarantine, IFrameLog log,
-            SerialStatus serial, IOptions<MqttConnectionOptions> mqtt) =>
+            SerialStatus serial, IOptions<MqttConnectionOptions> mqtt, SelfMetricsService self, IOptions<Exchange.ExchangeOptions> exchange) =>
         {
             bool influxOk = health.InfluxReachable && !health.InfluxUnauthorised;
             var journal = log.Stats;
-            bool brokerOk = !mqtt.Value.Enabled || health.BrokerConnected;
+            var subscriptions = health.Subscriptions;
+            // A refused subscription leaves the gateway connected but deaf to those topics.
+            bool brokerOk = !mqtt.Value.Enabled || (health.BrokerConnected && !subscriptions.Any(s => s.Refused));
             bool serialOk = serial.Ports.Values.All(p => p.Open);
             bool ready = brokerOk && influxOk && !journal.Full && serialOk;
             var body = new
             {
                 ready,
-                broker = mqtt.Value.Enabled ? new { connected = health.BrokerConnected, detail = health.BrokerDetail } : null,
+                instance = self.Instance,
+                broker = mqtt.Value.Enabled
+                    ? new
+                    {
+                        connected = health.BrokerConnected,
+                        detail = health.BrokerDetail,
+                        clientId = mqtt.Value.ClientId,
+                        sharedGroup = string.IsNullOrEmpty(mqtt.Value.SharedGroup) ? null : mqtt.Value.SharedGroup,
+                        subscriptions = subscriptions.Select(s => new { filter = s.Filter, qos = s.Qos, state = s.State, grantedQos = s.GrantedQos, reason = s.Reason }),
+                    }
+                    : null,
                 serial = serial.Ports.Values.OrderBy(p => p.Name).Select(p => new
                 {
                     name = p.Name, path = p.Path, open = p.Open, state = p.State,
@@ -44,6 +56,9 @@ public static class HealthEndpoints
                     pending = journal.Pending,
                     full = journal.Full,
                 },
+                exchange = exchange.Value.Enabled || exchange.Value.Partners.Count > 0
+                    ? new { role = exchange.Value.Publisher ? "publisher" : "ingest-only" }
+                    : null,
                 received = metrics.Received,
                 emptyFrames = metrics.EmptyFrames,
                 pointsWritten = metrics.PointsWritten,

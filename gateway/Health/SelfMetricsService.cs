@@ -13,7 +13,8 @@ public sealed class SelfMetricsOptions
     /// <summary>Seconds between points in the "gateway" measurement.</summary>
     public int IntervalSeconds { get; set; } = 5;
 
-    /// <summary>Tag "instance" on the gateway's own points; defaults to the host name.</summary>
+    /// <summary>Tag "instance" on the gateway's own points; defaults to the host name, or with
+    /// Gateway:Mqtt:SharedGroup set (several instances, possibly on one host) to the MQTT client id.</summary>
     public string? InstanceId { get; set; }
 }
 
@@ -30,11 +31,18 @@ public sealed partial class SelfMetricsService(
     GatewayHealth health,
     QuarantineStore quarantine,
     IOptions<SelfMetricsOptions> options,
+    IOptions<Sources.Mqtt.MqttConnectionOptions> mqtt,
     ILogger<SelfMetricsService> logger) : BackgroundService
 {
     private long _lastQuarantined;
 
-    public string Instance { get; } = options.Value.InstanceId is { Length: > 0 } id ? id : Environment.MachineName;
+    public string Instance { get; } = InstanceName(options.Value, mqtt.Value);
+
+    internal static string InstanceName(SelfMetricsOptions options, Sources.Mqtt.MqttConnectionOptions mqtt) =>
+        options.InstanceId is { Length: > 0 } id ? id
+        // Scaled-out instances often share a host; the client id is unique per instance by necessity.
+        : mqtt.Enabled && !string.IsNullOrEmpty(mqtt.SharedGroup) ? mqtt.ClientId
+        : Environment.MachineName;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -21,6 +21,7 @@ public sealed partial class FileJournal : IFrameLog
     private const byte RecordVersion = 1;
     private const string SegmentExtension = ".seg";
     private const string CommittedFile = "committed";
+    private const string LockFile = "journal.lock";
 
     private readonly JournalOptions _options;
     private readonly ILogger _logger;
@@ -30,6 +31,7 @@ public sealed partial class FileJournal : IFrameLog
     private readonly object _signalLock = new();
     private readonly List<Segment> _segments = new();
     private readonly Timer? _fsyncTimer;
+    private readonly FileStream _lock;
     private FileStream _writer = null!;
     private Segment _current = null!;
     private long _nextSequence;
@@ -61,7 +63,13 @@ public sealed partial class FileJournal : IFrameLog
         _logger = logger;
         _dir = System.IO.Path.GetFullPath(options.Path);
         Directory.CreateDirectory(_dir);
-        Recover();
+        _lock = TakeLock(_dir);
+        try { Recover(); }
+        catch
+        {
+            _lock.Dispose();
+            throw;
+        }
         if (options.Fsync == FsyncPolicy.Interval)
         {
             var period = TimeSpan.FromMilliseconds(Math.Max(10, options.FsyncIntervalMs));
@@ -70,6 +78,37 @@ public sealed partial class FileJournal : IFrameLog
     }
 
     public string Folder => _dir;
+
+    /// <summary>
+    /// One process per journal: two writers would interleave records and delete each other's
+    /// segments. The lock is an exclusive advisory lock (flock) on journal.lock, held while the
+    /// journal is open; the kernel releases it when the process ends, however it ends.
+    /// </summary>
+    private static FileStream TakeLock(string dir)
+    {
+        var path = System.IO.Path.Combine(dir, LockFile);
+        FileStream stream;
+        try
+        {
+            // FileShare.None is an exclusive flock on Linux: a second process gets a sharing violation.
+            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            throw new JournalInUseException(dir, e);
+        }
+        try
+        {
+            // For an operator looking at the folder: which process holds it.
+            var owner = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
+                $"pid {Environment.ProcessId} on {Environment.MachineName}, since {DateTimeOffset.UtcNow:O}\n"));
+            stream.SetLength(0);
+            stream.Write(owner);
+            stream.Flush();
+        }
+        catch (IOException) { /* the lock is what matters */ }
+        return stream;
+    }
 
     public long FirstUnreadSequence => _readSequence;
 
@@ -450,6 +489,8 @@ public sealed partial class FileJournal : IFrameLog
         {
             try { File.Delete(_current.Path); } catch (IOException) { }
         }
+        // Released last; the file stays (deleting it would let two processes lock different files).
+        _lock.Dispose();
     }
 
     [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Journal segment {Path} ended in a torn record ({Reason}): cut {Bytes} bytes at offset {Offset}; every complete record before it is kept")]
@@ -469,4 +510,12 @@ public sealed partial class FileJournal : IFrameLog
 
     [LoggerMessage(EventId = 6006, Level = LogLevel.Error, Message = "Journal fsync failed: {Error}")]
     private partial void LogFsyncFailed(string error);
+}
+
+/// <summary>The journal folder is locked by another process: two instances were given one journal.</summary>
+public sealed class JournalInUseException(string folder, Exception inner) : IOException(
+    $"the journal folder '{folder}' is in use by another gateway process ({inner.Message}); every instance needs a journal " +
+    $"folder of its own (Gateway:Journal:Path); {System.IO.Path.Combine(folder, "journal.lock")} names the process holding it", inner)
+{
+    public string Folder { get; } = folder;
 }

@@ -4,20 +4,50 @@ namespace CityGateway.Routing;
 /// strings level by level instead of splitting them.</summary>
 public static class Topics
 {
-    private const string SharePrefix = "$share/";
+    /// <summary>The prefix of an MQTT 5 shared subscription: <c>$share/{group}/{filter}</c>.</summary>
+    public const string SharePrefix = "$share/";
 
-    /// <summary>The filter a shared subscription ($share/{group}/{filter}) stands for; other filters as they are.</summary>
-    public static ReadOnlySpan<char> WithoutShare(string filter)
+    /// <summary>The shared-subscription form of a plain filter; a filter that is already shared is returned as it is.</summary>
+    public static string Shared(string group, string filter) =>
+        IsShared(filter) ? filter : SharePrefix + group + "/" + filter;
+
+    public static bool IsShared(string filter) => filter.StartsWith(SharePrefix, StringComparison.Ordinal);
+
+    /// <summary>The filter that topics are matched against: without a <c>$share/{group}/</c> prefix.
+    /// Null for a shared form that names no filter after the group.</summary>
+    public static string? Unshared(string filter)
     {
-        if (!filter.StartsWith(SharePrefix, StringComparison.Ordinal)) return filter;
+        if (!IsShared(filter)) return filter;
+        var second = filter.IndexOf('/', SharePrefix.Length);
+        return second < 0 ? null : filter[(second + 1)..];
+    }
+
+    /// <summary><see cref="Unshared"/> without a copy, for every message; empty when no filter follows the group.</summary>
+    private static ReadOnlySpan<char> UnsharedSpan(string filter)
+    {
+        if (!IsShared(filter)) return filter;
         var second = filter.IndexOf('/', SharePrefix.Length);
         return second < 0 ? ReadOnlySpan<char>.Empty : filter.AsSpan(second + 1);
     }
 
-    /// <summary>True when <paramref name="topic"/> matches the MQTT filter (+ one level, # the rest).</summary>
+    /// <summary>Validates the group name of a shared subscription (MQTT 5 §4.8.2); returns an error message or null.</summary>
+    public static string? ValidateShareName(string group)
+    {
+        if (group.Length == 0) return "the group name is empty";
+        if (string.IsNullOrWhiteSpace(group)) return "the group name is only white space";
+        foreach (var c in group)
+        {
+            if (c is '/' or '+' or '#') return $"the group name '{group}' contains '{c}' (not allowed: / + #)";
+            if (char.IsControl(c)) return $"the group name '{group}' contains a control character";
+        }
+        return null;
+    }
+
+    /// <summary>True when <paramref name="topic"/> matches the MQTT filter (+ one level, # the rest).
+    /// A shared subscription's filter matches the topics its filter after <c>$share/{group}/</c> matches.</summary>
     public static bool Matches(string filter, string topic)
     {
-        var f = WithoutShare(filter);
+        var f = UnsharedSpan(filter);
         if (f.IsEmpty) return false;
         // Topics starting with $ are not matched by wildcards at the first level (MQTT 3.1.1 §4.7.2),
         // shared subscriptions included: the check applies to the filter after $share/{group}/.
@@ -56,6 +86,16 @@ public static class Topics
     public static string? ValidateFilter(string filter)
     {
         if (string.IsNullOrEmpty(filter)) return "the topic filter is empty";
+        if (IsShared(filter))
+        {
+            var group = filter[SharePrefix.Length..];
+            var slash = group.IndexOf('/');
+            if (slash < 0) return $"'{filter}' names no topic filter after $share/{{group}}/";
+            if (ValidateShareName(group[..slash]) is { } ge) return $"{ge} in '{filter}'";
+            var rest = group[(slash + 1)..];
+            if (rest.Length == 0) return $"'{filter}' names no topic filter after $share/{{group}}/";
+            filter = rest;
+        }
         var levels = filter.Split('/');
         for (int i = 0; i < levels.Length; i++)
         {

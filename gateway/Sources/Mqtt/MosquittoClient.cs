@@ -81,6 +81,8 @@ public sealed unsafe class MosquittoClient : IDisposable
         Mosquitto.DisconnectV5CallbackSet(_mosq, &OnDisconnectNative);
         Mosquitto.MessageV5CallbackSet(_mosq, &OnMessageNative);
         Mosquitto.PublishV5CallbackSet(_mosq, &OnPublishNative);
+        Mosquitto.SubscribeCallbackSet(_mosq, &OnSubscribeNative);
+        Mosquitto.UnsubscribeCallbackSet(_mosq, &OnUnsubscribeNative);
     }
 
     /// <summary>Called after every CONNACK: reason code (0 = accepted) and whether the broker kept our session.</summary>
@@ -90,6 +92,13 @@ public sealed unsafe class MosquittoClient : IDisposable
     public Action<int>? Disconnected { get; set; }
 
     public MqttMessageHandler? MessageReceived { get; set; }
+
+    /// <summary>Called for every SUBACK: the message id of the SUBSCRIBE and the broker's answer for
+    /// its one filter: the granted QoS (0–2), or a reason code of 128 or more when it was refused.</summary>
+    public Action<int, int>? Subscribed { get; set; }
+
+    /// <summary>Called for every UNSUBACK, with the message id of the UNSUBSCRIBE.</summary>
+    public Action<int>? Unsubscribed { get; set; }
 
     /// <summary>Called when a QoS 1/2 publish is acknowledged (message id, reason code), or a QoS 0 one is sent.</summary>
     public Action<int, int>? Published { get; set; }
@@ -148,11 +157,14 @@ public sealed unsafe class MosquittoClient : IDisposable
         Mosquitto.IntOption(_mosq, Mosquitto.OptProtocolVersion, _protocol);
     }
 
-    public int Subscribe(string filter, int qos)
-    {
-        int rc = Mosquitto.Subscribe(_mosq, out _, filter, qos);
-        return rc;
-    }
+    /// <summary>Queues a SUBSCRIBE for one filter; returns libmosquitto's error code (0: sent) and the
+    /// message id that the broker's answer carries (<see cref="Subscribed"/>).</summary>
+    public int Subscribe(string filter, int qos, out int mid) => Mosquitto.Subscribe(_mosq, out mid, filter, qos);
+
+    public int Subscribe(string filter, int qos) => Subscribe(filter, qos, out _);
+
+    /// <summary>Queues an UNSUBSCRIBE for one filter; returns libmosquitto's error code and the message id.</summary>
+    public int Unsubscribe(string filter, out int mid) => Mosquitto.Unsubscribe(_mosq, out mid, filter);
 
     /// <summary>Queues a publish; returns the message id, or throws when the client cannot queue it.</summary>
     public int Publish(string topic, ReadOnlySpan<byte> payload, int qos, bool retain = false)
@@ -256,6 +268,22 @@ public sealed unsafe class MosquittoClient : IDisposable
             handler(new MqttIncoming(topic, payload, message->Qos, message->Retain));
         }
         catch { }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnSubscribeNative(IntPtr mosq, IntPtr userData, int mid, int count, int* granted)
+    {
+        var self = From(userData);
+        if (self?.Subscribed is not { } handler) return;
+        // One filter per SUBSCRIBE; a SUBACK without an entry counts as refused.
+        try { handler(mid, count > 0 && granted is not null ? granted[0] : 128); } catch { }
+    }
+
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static void OnUnsubscribeNative(IntPtr mosq, IntPtr userData, int mid)
+    {
+        var self = From(userData);
+        try { self?.Unsubscribed?.Invoke(mid); } catch { }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]

@@ -31,6 +31,22 @@ public sealed class MqttConnectionOptions
 
     public int ReconnectMaxSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// When set, every route's filter is subscribed as the MQTT 5 shared subscription
+    /// <c>$share/{SharedGroup}/{filter}</c>: the broker hands each message to one member of the group,
+    /// so several gateway instances (each with its own ClientId and journal) split the load. Empty:
+    /// ordinary subscriptions, every instance receives every message.
+    /// </summary>
+    public string SharedGroup { get; set; } = "";
+
+    /// <summary>
+    /// With <see cref="SharedGroup"/>: at shutdown, unsubscribe first and take in what the broker had
+    /// already handed over, so that the broker stops giving this instance a share while it is away.
+    /// For an instance being retired (scale-down); not for all instances at once: a group whose last
+    /// member has left drops what is published to it.
+    /// </summary>
+    public bool LeaveGroupOnShutdown { get; set; }
+
     /// <summary>Maximum QoS 1/2 messages in flight in each direction.</summary>
     public int MaxInflight { get; set; } = 1000;
 

@@ -9,7 +9,10 @@ namespace CityGateway.Sources.Mqtt;
 /// <summary>
 /// Subscribes to every route's topic filter and hands each message to the pipeline. Subscriptions
 /// are renewed after every (re)connect, whether or not the broker kept the session, so a broker
-/// restart without persistence never leaves a connected but deaf consumer.
+/// restart without persistence never leaves a connected but deaf consumer. With
+/// Gateway:Mqtt:SharedGroup set, each filter is subscribed as <c>$share/{group}/{filter}</c> so that
+/// several instances split the messages; routing still matches the message's real topic. The broker's
+/// answer to each subscription is checked: a refused one is logged and makes /readyz fail.
 /// </summary>
 public sealed partial class MqttSource : BackgroundService
 {
@@ -33,7 +36,7 @@ public sealed partial class MqttSource : BackgroundService
         GatewayMetrics metrics, GatewayHealth health, ILogger<MqttSource> logger)
     {
         _options = options.Value;
-        _subscriptions = routes.Routes.GroupBy(r => r.Filter).Select(g => (g.Key, g.Max(r => r.Qos))).ToArray();
+        _subscriptions = Subscriptions(routes.Routes, _options.SharedGroup);
         _log = log;
         _keepBytes = Math.Max(pipeline.Value.MaxPayloadBytes, 0);
         _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
@@ -43,6 +46,18 @@ public sealed partial class MqttSource : BackgroundService
     }
 
     private readonly int _quarantineKeep;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> _pendingSubacks = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> _unsubacked = new();
+    private long _lastMessageAt;
+    private readonly object _subscriptionsLock = new();
+
+    /// <summary>What to subscribe to: each MQTT route's filter once (at the highest QoS asked for it),
+    /// in its shared form when a group is set.</summary>
+    internal static (string Filter, int Qos)[] Subscriptions(IEnumerable<TopicRoute> routes, string? sharedGroup) =>
+        routes.Where(r => r.Source == "mqtt")
+            .GroupBy(r => string.IsNullOrEmpty(sharedGroup) ? r.Filter : Topics.Shared(sharedGroup, r.Filter))
+            .Select(g => (g.Key, g.Max(r => r.Qos)))
+            .ToArray();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -52,7 +67,10 @@ public sealed partial class MqttSource : BackgroundService
         client.Connected = OnConnected;
         client.Disconnected = OnDisconnected;
         client.MessageReceived = OnMessage;
+        client.Subscribed = OnSubscribed;
+        client.Unsubscribed = mid => _unsubacked[mid] = 0;
         LogStarting(client.Endpoint, _options.ClientId, MosquittoClient.LibraryVersion, _options.CleanSession ? "clean" : "persistent");
+        if (!string.IsNullOrEmpty(_options.SharedGroup)) LogSharedGroup(_options.SharedGroup, _options.ClientId);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -85,6 +103,7 @@ public sealed partial class MqttSource : BackgroundService
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
         finally
         {
+            if (_options.LeaveGroupOnShutdown && !string.IsNullOrEmpty(_options.SharedGroup)) await LeaveGroupAsync(client);
             // Stop intake first: no callback runs after Stop returns; then let the pipeline drain.
             _stopping.Cancel();
             client.Stop();
@@ -94,6 +113,46 @@ public sealed partial class MqttSource : BackgroundService
             if (_droppedAtShutdown > 0) LogDroppedAtShutdown(_droppedAtShutdown);
             LogStopped(client.Endpoint);
         }
+    }
+
+    /// <summary>
+    /// Leaves the shared group before disconnecting: unsubscribes, waits for the broker's answer, then
+    /// takes in what the broker had already handed to this instance until nothing has come for a
+    /// moment. Afterwards the persistent session holds no subscription, so the broker no longer
+    /// queues a share for it. Bounded, so shutdown still ends within its timeout.
+    /// </summary>
+    private async Task LeaveGroupAsync(MosquittoClient client)
+    {
+        var group = _options.SharedGroup;
+        if (!client.IsConnected)
+        {
+            LogCannotLeave(group);
+            return;
+        }
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        long before = _metrics.Received;
+        // Called from this thread, not the network thread: an UNSUBACK may come back before the
+        // message id is known here, so answers are collected and compared afterwards.
+        var sent = new List<int>();
+        foreach (var (filter, _) in _subscriptions)
+        {
+            int rc = client.Unsubscribe(filter, out int mid);
+            if (rc == 0) sent.Add(mid);
+            else LogUnsubscribeFailed(filter, MosquittoClient.DescribeError(rc));
+        }
+        var answerBy = TimeSpan.FromSeconds(5);
+        bool Answered() => sent.All(_unsubacked.ContainsKey);
+        while (!Answered() && sw.Elapsed < answerBy && client.IsConnected) await Task.Delay(20);
+        bool answered = Answered();
+        // Messages already on their way still arrive after the UNSUBACK; none are assigned to us after it.
+        var quiet = TimeSpan.FromMilliseconds(500);
+        var drainBy = sw.Elapsed + TimeSpan.FromSeconds(10);
+        Interlocked.Exchange(ref _lastMessageAt, Math.Max(Interlocked.Read(ref _lastMessageAt), Environment.TickCount64));
+        while (answered && sw.Elapsed < drainBy && client.IsConnected
+               && Environment.TickCount64 - Interlocked.Read(ref _lastMessageAt) < quiet.TotalMilliseconds)
+            await Task.Delay(50);
+        if (answered) LogLeftGroup(group, _metrics.Received - before, sw.Elapsed.TotalSeconds);
+        else LogCannotLeave(group);
     }
 
     private async Task ConnectAsync(MosquittoClient client, CancellationToken ct)
@@ -128,14 +187,55 @@ public sealed partial class MqttSource : BackgroundService
         }
         _refusal = null;
         LogConnected(client.Endpoint, client.ProtocolVersion == 5 ? "5" : "3.1.1", sessionPresent);
-        foreach (var (filter, qos) in _subscriptions)
+        if (client.ProtocolVersion != 5 && !string.IsNullOrEmpty(_options.SharedGroup)) LogSharedOn311(client.Endpoint);
+        _pendingSubacks.Clear();
+        lock (_subscriptionsLock)
+            _health.Subscriptions = _subscriptions.Select(s => new SubscriptionStatus(s.Filter, s.Qos, "pending")).ToArray();
+        for (int i = 0; i < _subscriptions.Length; i++)
         {
-            int src = client.Subscribe(filter, qos);
-            if (src == 0) LogSubscribed(filter, qos);
-            else LogSubscribeFailed(filter, MosquittoClient.DescribeError(src));
+            var (filter, qos) = _subscriptions[i];
+            // The SUBACK is handled on this same network thread after this callback returns, so the
+            // message id is recorded before its answer can arrive.
+            int src = client.Subscribe(filter, qos, out int mid);
+            if (src == 0) _pendingSubacks[mid] = i;
+            else
+            {
+                LogSubscribeFailed(filter, MosquittoClient.DescribeError(src));
+                SetSubscription(i, s => s with { State = "refused", Reason = MosquittoClient.DescribeError(src) });
+            }
         }
         _health.BrokerConnected = true;
         _health.BrokerDetail = $"connected to {client.Endpoint} (MQTT {(client.ProtocolVersion == 5 ? "5" : "3.1.1")})";
+    }
+
+    /// <summary>The broker's answer to one SUBSCRIBE: the granted QoS, or a reason code of 128 or more.</summary>
+    private void OnSubscribed(int mid, int code)
+    {
+        if (!_pendingSubacks.TryRemove(mid, out int i) || i >= _subscriptions.Length) return;
+        var (filter, qos) = _subscriptions[i];
+        if (code >= 128)
+        {
+            // E.g. 0x87 not authorised, 0x9E shared subscriptions not supported: the gateway would be
+            // connected but deaf to these topics, so this is an error and /readyz says so.
+            var reason = MosquittoClient.DescribeConnack(code);
+            LogSubscribeRefused(filter, code, reason);
+            SetSubscription(i, s => s with { State = "refused", Reason = $"{reason} (code {code})" });
+            return;
+        }
+        if (code < qos) LogSubscribeDowngraded(filter, qos, code);
+        else LogSubscribed(filter, code);
+        SetSubscription(i, s => s with { State = "granted", GrantedQos = code });
+    }
+
+    private void SetSubscription(int index, Func<SubscriptionStatus, SubscriptionStatus> change)
+    {
+        lock (_subscriptionsLock)
+        {
+            var copy = _health.Subscriptions.ToArray();
+            if (index >= copy.Length) return;
+            copy[index] = change(copy[index]);
+            _health.Subscriptions = copy;
+        }
     }
 
     private void OnDisconnected(int rc)
@@ -155,13 +255,23 @@ public sealed partial class MqttSource : BackgroundService
         var endpoint = _client?.Endpoint ?? "";
         var reason = rc < 128 ? MosquittoClient.DescribeError(rc) : MosquittoClient.DescribeConnack(rc);
         _health.BrokerDetail = $"connection to {endpoint} lost: {reason}; reconnecting";
+        if (rc == SessionTakenOver)
+        {
+            // Another client connected with our client id. Two gateway instances with one id take the
+            // session from each other at every reconnect; each needs an id of its own.
+            _health.BrokerDetail = $"session taken over at {endpoint}: another client connected with client id '{_options.ClientId}'; reconnecting";
+            LogSessionTakenOver(endpoint, _options.ClientId);
+            return;
+        }
         LogDisconnected(endpoint, rc, reason);
     }
 
     /// <summary>
-    /// Runs on libmosquitto's network thread. For QoS 1 and 2 the library has already acknowledged
-    /// the message, so it is ours now: it goes into the journal here, synchronously, before this
-    /// callback returns.
+    /// Runs on libmosquitto's network thread. For QoS 1 the library has already queued the PUBACK,
+    /// so the message is ours now: it goes into the journal here, synchronously, before this callback
+    /// returns. The same thread writes the PUBACK to the socket only after the callback returns, so a
+    /// process killed before the append gets the message again from its session; one killed between
+    /// the append and that write may journal it twice.
     /// </summary>
     private void OnMessage(in MqttIncoming message)
     {
@@ -170,6 +280,7 @@ public sealed partial class MqttSource : BackgroundService
         var bytes = (length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload).ToArray();
         var frame = new RawFrame("mqtt", message.Topic, bytes, UnixTime.ReceiveNs(), message.Qos, length);
         _metrics.FrameReceived(length);
+        Interlocked.Exchange(ref _lastMessageAt, Environment.TickCount64);
         for (int attempt = 0; ; attempt++)
         {
             try
@@ -205,6 +316,9 @@ public sealed partial class MqttSource : BackgroundService
         _paused = true;
         if (_journalFull.CurrentCount == 0) _journalFull.Release();
     }
+
+    /// <summary>MQTT 5 DISCONNECT reason 0x8E.</summary>
+    private const int SessionTakenOver = 142;
 
     public override void Dispose()
     {
@@ -250,6 +364,30 @@ public sealed partial class MqttSource : BackgroundService
 
     [LoggerMessage(EventId = 1014, Level = LogLevel.Information, Message = "Journal append succeeded again after {Attempts} retries")]
     private partial void LogJournalWriteRecovered(int attempts);
+
+    [LoggerMessage(EventId = 1015, Level = LogLevel.Error, Message = "The broker refused the subscription to {Filter} (code {Code}: {Reason}); nothing is received on it")]
+    private partial void LogSubscribeRefused(string filter, int code, string reason);
+
+    [LoggerMessage(EventId = 1016, Level = LogLevel.Warning, Message = "The broker granted {Filter} at QoS {Granted} only, not {Qos}: messages sent while the gateway is away are not kept for it")]
+    private partial void LogSubscribeDowngraded(string filter, int qos, int granted);
+
+    [LoggerMessage(EventId = 1017, Level = LogLevel.Information, Message = "Shared subscriptions in group {Group}: this instance ({ClientId}) takes a share of each route's messages")]
+    private partial void LogSharedGroup(string group, string clientId);
+
+    [LoggerMessage(EventId = 1018, Level = LogLevel.Warning, Message = "Shared subscriptions over MQTT 3.1.1 with {Endpoint}: $share is an MQTT 5 feature that mosquitto, EMQX, HiveMQ and VerneMQ also accept on 3.1.1; a broker that does not either refuses the subscription (event 1015) or takes it as an ordinary filter that matches nothing")]
+    private partial void LogSharedOn311(string endpoint);
+
+    [LoggerMessage(EventId = 1019, Level = LogLevel.Error, Message = "Session taken over at {Endpoint}: another client connected with client id {ClientId}. Every gateway instance needs its own Gateway:Mqtt:ClientId")]
+    private partial void LogSessionTakenOver(string endpoint, string clientId);
+
+    [LoggerMessage(EventId = 1020, Level = LogLevel.Information, Message = "Left shared group {Group}: unsubscribed, then took in {Count} messages already on their way ({Seconds:F1} s); the broker hands this instance no more")]
+    private partial void LogLeftGroup(string group, long count, double seconds);
+
+    [LoggerMessage(EventId = 1021, Level = LogLevel.Warning, Message = "Could not leave shared group {Group} (not connected, or no answer to the unsubscribe): the broker keeps queueing a share for this client id until its session expires")]
+    private partial void LogCannotLeave(string group);
+
+    [LoggerMessage(EventId = 1022, Level = LogLevel.Warning, Message = "Unsubscribing from {Filter} failed: {Error}")]
+    private partial void LogUnsubscribeFailed(string filter, string error);
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages could not be put in the journal (shutdown or disk failure)")]
     private partial void LogDroppedAtShutdown(long count);

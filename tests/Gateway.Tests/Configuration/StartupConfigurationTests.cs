@@ -76,4 +76,53 @@ public sealed class StartupConfigurationTests
         Assert.Contains("Gateway:Influx:Version", output);
         Assert.Contains("Gateway:Routes:0:Qos", output);
     }
+
+    [Theory]
+    [InlineData("city/ingest", "'/'")]
+    [InlineData("ingest+", "'+'")]
+    [InlineData("#", "'#'")]
+    [InlineData("  ", "white space")]
+    public void Invalid_shared_group_names_the_key(string group, string because)
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Mqtt:SharedGroup=" + group);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Mqtt:SharedGroup", output);
+        Assert.Contains(because, output);
+    }
+
+    [Fact]
+    public void A_route_that_is_already_shared_conflicts_with_the_shared_group()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Mqtt:SharedGroup=ingest",
+            "--Gateway:Routes:0:Filter=$share/other/city/json/#");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Routes:0:Filter", output);
+        Assert.Contains("'city/json/#'", output);
+    }
+
+    [Fact]
+    public void A_shared_route_filter_without_a_filter_after_the_group_names_the_route_key()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Routes:0:Filter=$share/ingest");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Routes:0:Filter", output);
+    }
+
+    /// <summary>Two instances given one journal folder: the second stops before it touches the journal.</summary>
+    [Fact]
+    public void A_journal_held_by_another_process_stops_the_gateway_and_names_the_key()
+    {
+        using var dir = new TempDir("cfg");
+        var journal = dir.File("journal");
+        using var held = new CityGateway.Journal.FileJournal(new CityGateway.Journal.JournalOptions { Path = journal },
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Journal:Path=" + journal);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Journal:Path", output);
+        Assert.Contains("in use by another gateway process", output);
+        Assert.DoesNotContain("   at ", output); // a message, not a stack trace
+    }
 }

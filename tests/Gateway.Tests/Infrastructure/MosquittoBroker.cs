@@ -8,7 +8,10 @@ public sealed class MosquittoBroker : IDisposable
 
     /// <param name="listenerSettings">Extra lines for the listener (TLS files), written right after it.</param>
     /// <param name="users">When set, anonymous clients are refused and these users may connect.</param>
-    public MosquittoBroker(bool persistence = false, string listenerSettings = "", IReadOnlyDictionary<string, string>? users = null)
+    /// <param name="maxQueuedMessages">QoS 1/2 messages the broker queues per client beyond those in flight
+    /// (for a client that is away or slow, shared-subscription members included); more are dropped.</param>
+    public MosquittoBroker(bool persistence = false, string listenerSettings = "", IReadOnlyDictionary<string, string>? users = null,
+        int maxQueuedMessages = 1_000_000)
     {
         Port = ServiceProcess.FreePort();
         var auth = "allow_anonymous true";
@@ -32,7 +35,7 @@ public sealed class MosquittoBroker : IDisposable
             persistence {(persistence ? "true" : "false")}
             persistence_location {_dir.Path}/
             autosave_interval 1
-            max_queued_messages 1000000
+            max_queued_messages {maxQueuedMessages}
             max_inflight_messages 1000
             log_dest stdout
             log_type error

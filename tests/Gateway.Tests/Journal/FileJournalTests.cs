@@ -165,4 +165,18 @@ public sealed class FileJournalTests
         var read = await ReadAvailable(reopened);
         Assert.Equal(9, read.Count);
     }
+
+    [Fact]
+    public void A_second_journal_on_the_same_folder_is_refused_until_the_first_is_closed()
+    {
+        using var dir = new TempDir("journal");
+        using (var first = new FileJournal(Options(dir.Path), NullLogger.Instance))
+        {
+            first.Append(Frame(1));
+            var e = Assert.Throws<JournalInUseException>(() => new FileJournal(Options(dir.Path), NullLogger.Instance));
+            Assert.Contains("Gateway:Journal:Path", e.Message);
+        }
+        using var reopened = new FileJournal(Options(dir.Path), NullLogger.Instance);
+        Assert.Equal(1, reopened.Stats.Pending);
+    }
 }

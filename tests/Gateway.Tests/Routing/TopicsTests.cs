@@ -84,6 +84,52 @@ public class TopicsTests
         Assert.Contains(because, error);
     }
 
+    [Theory]
+    [InlineData("$share/ingest", "no topic filter")]
+    [InlineData("$share/ingest/", "no topic filter")]
+    [InlineData("$share//city/#", "group name is empty")]
+    [InlineData("$share/+/city/#", "'+'")]
+    [InlineData("$share/in#/city/#", "'#'")]
+    [InlineData("$share/ingest/city/#/north", "'#'")]
+    public void Invalid_shared_filters_say_why(string filter, string because)
+    {
+        var error = Topics.ValidateFilter(filter);
+        Assert.NotNull(error);
+        Assert.Contains(because, error);
+    }
+
+    [Theory]
+    [InlineData("ingest")]
+    [InlineData("city-gateways.v2")]
+    [InlineData("g")]
+    public void Valid_share_names(string group) => Assert.Null(Topics.ValidateShareName(group));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(" ")]
+    [InlineData("a/b")]
+    [InlineData("a+")]
+    [InlineData("#")]
+    [InlineData("a\tb")]
+    public void Invalid_share_names(string group) => Assert.NotNull(Topics.ValidateShareName(group));
+
+    [Fact]
+    public void The_shared_form_and_the_route_filter_match_the_same_topics()
+    {
+        string[] filters = ["city/json/#", "city/+/north/+", "application/+/device/+/event/up", "#"];
+        string[] topics = ["city/json/environment/env-1", "city/traffic/north/tc-01", "application/7/device/a1/event/up", "other", "$SYS/x"];
+        foreach (var f in filters)
+        {
+            var shared = Topics.Shared("ingest", f);
+            Assert.Equal($"$share/ingest/{f}", shared);
+            Assert.Null(Topics.ValidateFilter(shared));
+            Assert.Equal(f, Topics.Unshared(shared));
+            foreach (var t in topics) Assert.Equal(Topics.Matches(f, t), Topics.Matches(shared, t));
+        }
+        Assert.Equal("$share/a/x/#", Topics.Shared("b", "$share/a/x/#")); // already shared: left as it is
+        Assert.Null(Topics.Unshared("$share/a"));
+    }
+
     private static string? Level(string? template, string topic, string name) =>
         Topics.TryGetLevel(template, topic, name, out var level) ? level.ToString() : null;
 

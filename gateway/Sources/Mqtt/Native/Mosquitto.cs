@@ -81,6 +81,9 @@ internal static unsafe partial class Mosquitto
     [LibraryImport(Lib, EntryPoint = "mosquitto_subscribe", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Subscribe(IntPtr mosq, out int mid, string sub, int qos);
 
+    [LibraryImport(Lib, EntryPoint = "mosquitto_unsubscribe", StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Unsubscribe(IntPtr mosq, out int mid, string sub);
+
     [LibraryImport(Lib, EntryPoint = "mosquitto_publish")]
     public static partial int Publish(IntPtr mosq, out int mid, byte* topic, int payloadLen, byte* payload, int qos, [MarshalAs(UnmanagedType.U1)] bool retain);
 
@@ -113,6 +116,9 @@ internal static unsafe partial class Mosquitto
 
     [LibraryImport(Lib, EntryPoint = "mosquitto_subscribe_callback_set")]
     public static partial void SubscribeCallbackSet(IntPtr mosq, delegate* unmanaged[Cdecl]<IntPtr, IntPtr, int, int, int*, void> callback);
+
+    [LibraryImport(Lib, EntryPoint = "mosquitto_unsubscribe_callback_set")]
+    public static partial void UnsubscribeCallbackSet(IntPtr mosq, delegate* unmanaged[Cdecl]<IntPtr, IntPtr, int, void> callback);
 
     public static string ErrorText(int code) => Marshal.PtrToStringUTF8(StrError(code)) ?? $"error {code}";
 
