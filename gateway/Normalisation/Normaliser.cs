@@ -17,7 +17,8 @@ public sealed class Normaliser
     private const int MaxTagLength = 256;
     private const int MaxFreePoints = 4096;
 
-    private readonly Stack<Point> _free = new();
+    /// <summary>Recycled points, per thread: a frame's points are made and recycled on the thread that handles it, without a lock.</summary>
+    [ThreadStatic] private static Stack<Point>? t_free;
 
     private readonly Func<DeviceRegistry> _registry;
     private readonly UnitTable _units;
@@ -247,28 +248,23 @@ public sealed class Normaliser
     /// <summary>A point for <paramref name="series"/>: a recycled one when there is one.</summary>
     private Point Rent(Series series, long ts, string origin)
     {
-        lock (_free)
+        if (t_free is { } free && free.TryPop(out var p))
         {
-            if (_free.TryPop(out var p))
-            {
-                p.Reset(series, ts, origin);
-                return p;
-            }
+            p.Reset(series, ts, origin);
+            return p;
         }
         return new Point(series, ts) { Origin = origin };
     }
 
     /// <summary>
     /// Takes back the points of <see cref="Normalise"/> once they are encoded, for reuse by later
-    /// frames. The caller must not touch them afterwards.
+    /// frames on this thread. The caller must not touch them afterwards.
     /// </summary>
     public void Recycle(List<Point> points)
     {
-        lock (_free)
-        {
-            foreach (var p in points)
-                if (p.Series is not null && _free.Count < MaxFreePoints) _free.Push(p);
-        }
+        var free = t_free ??= new Stack<Point>();
+        foreach (var p in points)
+            if (p.Series is not null && free.Count < MaxFreePoints) free.Push(p);
         points.Clear();
     }
 
