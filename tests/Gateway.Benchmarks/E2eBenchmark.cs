@@ -281,12 +281,12 @@ internal static class E2eBenchmark
                     if (s.Trace && clock.Elapsed >= nextTrace)
                     {
                         nextTrace += TimeSpan.FromSeconds(1);
-                        Console.WriteLine($"    {clock.Elapsed.TotalSeconds,5:F1} s: received {last.Received - s.Warmup,8}  stored {last.PointsWritten,8}  journal pending {last.Pending,8}");
+                        Console.WriteLine($"    {clock.Elapsed.TotalSeconds,5:F1} s: received {last.Received - s.Warmup,8}  stored {last.PointsWritten,8}  journal pending {last.Pending,8}  influx: {last.Influx}");
                     }
                     return last.CaughtUp(s.Warmup + s.Messages);
                 },
                 () => Task.FromResult((double)(last.Received + last.PointsWritten)),
-                () => Task.FromResult($"the gateway received {last.Received - s.Warmup} of {s.Messages}, {last.Pending} not yet stored"));
+                () => Task.FromResult($"the gateway received {last.Received - s.Warmup} of {s.Messages}, {last.Pending} not yet stored:\n{Tail(gateway.Log)}"));
             double gw = gateway.CpuSeconds() - gw0, mosquitto = env.Broker.CpuSeconds() - mosquitto0, influx = env.Influx.CpuSecondsOf() - influx0;
             var outcome = await done;
             CheckPublished(outcome, s.Messages, qos);
@@ -305,7 +305,7 @@ internal static class E2eBenchmark
     /// time, rarely enough that answering costs the gateway next to nothing.</summary>
     private const int ReadyPollMs = 200;
 
-    private readonly record struct Ready(long Received, long Pending, long PointsWritten, long Quarantined)
+    private readonly record struct Ready(long Received, long Pending, long PointsWritten, long Quarantined, string Influx)
     {
         public bool CaughtUp(long received) => Received >= received && Pending == 0;
     }
@@ -316,7 +316,8 @@ internal static class E2eBenchmark
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         var b = doc.RootElement;
         return new Ready(b.GetProperty("received").GetInt64(), b.GetProperty("journal").GetProperty("pending").GetInt64(),
-            b.GetProperty("pointsWritten").GetInt64(), b.GetProperty("quarantined").GetInt64());
+            b.GetProperty("pointsWritten").GetInt64(), b.GetProperty("quarantined").GetInt64(),
+            b.GetProperty("influx").GetProperty("detail").GetString() ?? "");
     }
 
     // ------------------------------------------------------------------ (d) Node-RED
