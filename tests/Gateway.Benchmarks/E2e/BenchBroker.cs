@@ -57,8 +57,8 @@ internal sealed class BenchBroker : IDisposable
 
     /// <summary>Waits until the broker has logged the client's subscription ("ID QOS FILTER").</summary>
     public Task WaitForSubscriptionAsync(string clientId, string filter, TimeSpan timeout) =>
-        Wait.UntilAsync(() => Log.Contains($"{clientId} ", StringComparison.Ordinal) &&
-                              Log.Split('\n').Any(l => l.Contains($" {clientId} ", StringComparison.Ordinal) && l.TrimEnd().EndsWith(" " + filter, StringComparison.Ordinal)),
+        Wait.UntilAsync(() => Log.Split('\n').Any(l => l.Contains($" {clientId} ", StringComparison.Ordinal) &&
+                                                      l.TrimEnd().EndsWith(" " + filter, StringComparison.Ordinal)),
             timeout, () => $"{clientId} did not subscribe to {filter}:\n{Tail(Log)}");
 
     private static string Tail(string s) => s.Length > 2000 ? s[^2000..] : s;

@@ -11,7 +11,8 @@ namespace CityGateway.Benchmarks.E2e;
 /// gateway's libmosquitto binding, says <c>ready</c>, and then takes commands on stdin:
 /// <c>warm</c> publishes the warm-up set, <c>go</c> the measured set as fast as the connection
 /// takes it (at most <c>--window</c> publishes not yet acknowledged, or for QoS 0 not yet written
-/// to the socket), then reports and exits. Lines on stdout:
+/// to the socket; of those at most <c>--inflight</c> in flight at the broker, the rest queued in
+/// libmosquitto), then reports and exits. Lines on stdout:
 /// <c>ready</c>, <c>warmed PUBLISHED SECONDS</c>, <c>done PUBLISHED COMPLETED REJECTED SECONDS CPU</c>,
 /// or <c>error TEXT</c>.
 /// </summary>
@@ -35,7 +36,7 @@ internal static class PublishCommand
         var workload = Workload.FromArguments(args);
         string broker = Stats.Text(args, "--broker") ?? throw new ArgumentException("--broker is required");
         int qos = Stats.Option(args, "--qos", 1);
-        int window = Stats.Option(args, "--window", 1000);
+        int window = Stats.Option(args, "--window", 10_000);
         var warm = workload.WarmupSet();
         var main = workload.MainSet();
 
