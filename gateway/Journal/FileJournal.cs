@@ -315,7 +315,10 @@ public sealed partial class FileJournal : IFrameLog
 
     private LoggedFrame? ReadNext()
     {
-        if (_readSegment is null || _readSequence >= _readSegment.Base + SegmentCapacity(_readSegment))
+        // The open segment's capacity is unbounded (long.MaxValue): compare with the capacity, not
+        // with Base + capacity, which overflows past the first segment and re-opened the file (and
+        // skipped from its start) for every frame.
+        if (_readSegment is null || _readSequence - _readSegment.Base >= SegmentCapacity(_readSegment))
             OpenReadSegment();
         var fs = _readStream!;
         Span<byte> header = stackalloc byte[HeaderBytes];

@@ -93,25 +93,19 @@ internal static class PipelineBenchmark
     private sealed class Setup : IDisposable
     {
         private readonly RawFrame[] _frames;
-        private readonly PipelineService _pipeline;
-        private readonly QuarantineStore _quarantine;
+        private readonly InProcessPipeline _pipeline;
         private readonly ArrayBufferWriter<byte> _batch = new(1 << 20);
-        private readonly List<Reading> _readings = new(32);
-        private readonly List<Point> _points = new(8);
         private readonly List<EncodedPoint> _lines = new(8);
-        private readonly LineArena _arena;
         private int _next;
         private LineChunk? _last;
         private long _pointsTotal;
         private long _lineBytes;
 
-        private Setup(string format, RawFrame[] frames, PipelineService pipeline, LineArena arena, QuarantineStore quarantine)
+        private Setup(string format, RawFrame[] frames, InProcessPipeline pipeline)
         {
-            _arena = arena;
             Format = format;
             _frames = frames;
             _pipeline = pipeline;
-            _quarantine = quarantine;
         }
 
         public string Format { get; }
@@ -128,18 +122,18 @@ internal static class PipelineBenchmark
             }
         }
 
-        private void Handle(RawFrame frame) => _pipeline.Handle(frame, _readings, _points, _lines);
+        private void Handle(RawFrame frame) => _pipeline.Handle(frame, _lines);
 
-        public long Quarantined => _quarantine.Total;
+        public long Quarantined => _pipeline.Quarantine.Total;
 
-        public string QuarantineReasons => string.Join(", ", _quarantine.CountsByReason.Select(kv => $"{kv.Key} {kv.Value}"));
+        public string QuarantineReasons => _pipeline.QuarantineReasons;
 
         public static Setup Create(string format, int devices, TempDir dir)
         {
             var now = UnixTime.NowNs();
             DeviceRegistryFile registry;
             List<RawFrame> frames = [];
-            List<TopicRoute> routes = GatewayRoutes();
+            var routes = new List<TopicRoute>();
             if (format == "kv")
             {
                 var port = new SerialPortOptions { Path = "/dev/ttyBENCH", Format = "kv", DeviceField = "dev", Checksum = ChecksumPolicy.Required };
@@ -167,25 +161,7 @@ internal static class PipelineBenchmark
             var shuffled = frames.ToArray();
             new Random(1).Shuffle(shuffled);
 
-            var built = DeviceRegistry.Build(registry, "benchmark");
-            var quarantine = new QuarantineStore(Options.Create(new QuarantineOptions { Path = Path.Combine(dir.Path, format + "-quarantine.jsonl") }),
-                NullLogger<QuarantineStore>.Instance);
-            var normaliser = new Normaliser(() => built, new NormalisationOptions());
-            var log = new MemoryFrameLog(16);
-            var channels = new PipelineChannels(Options.Create(new PipelineOptions()));
-            var pipeline = new PipelineService(log, channels, new RouteTable(routes, new DecoderCatalog()),
-                normaliser, quarantine, new GatewayMetrics(), Options.Create(new PipelineOptions()), Options.Create(new JournalOptions()),
-                NullLogger<PipelineService>.Instance);
-            return new Setup(format, shuffled, pipeline, channels.Lines, quarantine);
-        }
-
-        /// <summary>The routes in the gateway's own appsettings.json, so the benchmark routes as shipped.</summary>
-        private static List<TopicRoute> GatewayRoutes()
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "appsettings.json")),
-                new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            var routes = doc.RootElement.GetProperty("Gateway").GetProperty("Routes");
-            return routes.Deserialize<List<TopicRoute>>() ?? throw new InvalidOperationException("appsettings.json has no routes");
+            return new Setup(format, shuffled, new InProcessPipeline(registry, Path.Combine(dir.Path, format + "-quarantine.jsonl"), [.. routes]));
         }
 
         public void Loop(int millis)
@@ -232,11 +208,11 @@ internal static class PipelineBenchmark
             if (_batch.WrittenCount > 512 * 1024)
             {
                 _batch.ResetWrittenCount();
-                if (_last is not null) _arena.Release(_last);
+                if (_last is not null) _pipeline.Lines.Release(_last);
             }
         }
 
-        public void Dispose() => _quarantine.Dispose();
+        public void Dispose() => _pipeline.Dispose();
     }
 
     [StructLayout(LayoutKind.Sequential)]

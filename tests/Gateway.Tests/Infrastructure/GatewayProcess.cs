@@ -96,16 +96,11 @@ public sealed class GatewayProcess : IAsyncDisposable
         return ((int)response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
     }
 
+    /// <summary>Process id of the current run.</summary>
+    public int Pid => (_process ?? throw new InvalidOperationException("not started")).Id;
+
     /// <summary>CPU time (user + system) the current process has used so far, from /proc/PID/stat.</summary>
-    public double CpuSeconds()
-    {
-        var p = _process ?? throw new InvalidOperationException("not started");
-        var stat = File.ReadAllText($"/proc/{p.Id}/stat");
-        // Fields after the command name (which may contain spaces) start after the last ')'.
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        long ticks = long.Parse(fields[11]) + long.Parse(fields[12]); // utime, stime (fields 14 and 15)
-        return ticks / 100.0; // USER_HZ is 100 on Linux
-    }
+    public double CpuSeconds() => ServiceProcess.CpuSeconds(Pid);
 
     /// <summary>Reads the process's peak RSS from /proc; call it often while it runs.</summary>
     public void SampleMemory()

@@ -41,6 +41,19 @@ public sealed class ServiceProcess : IDisposable
 
     public int Id => _process.Id;
 
+    /// <summary>CPU time (user + system) this process has used so far.</summary>
+    public double CpuSeconds() => CpuSeconds(_process.Id);
+
+    /// <summary>CPU time (user + system) a live process has used so far, from /proc/PID/stat.</summary>
+    public static double CpuSeconds(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        // Fields after the command name (which may contain spaces) start after the last ')'.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        long ticks = long.Parse(fields[11]) + long.Parse(fields[12]); // utime, stime (fields 14 and 15)
+        return ticks / 100.0; // USER_HZ is 100 on Linux
+    }
+
     public string Output
     {
         get { lock (_output) return _output.ToString(); }

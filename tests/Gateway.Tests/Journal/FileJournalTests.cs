@@ -90,6 +90,32 @@ public sealed class FileJournalTests
         Assert.Equal(0, journal.Stats.Pending);
     }
 
+    /// <summary>
+    /// Past the first segment the open segment's end is unbounded; reading it must go on from where
+    /// the reader is, not re-open the file and skip from its start for every frame (which made the
+    /// reader quadratic once a gateway had written its first segment, 64 MiB by default).
+    /// </summary>
+    [Fact]
+    public async Task Reading_the_open_segment_after_a_roll_does_not_rescan_it()
+    {
+        using var dir = new TempDir("journal");
+        using (var small = new FileJournal(Options(dir.Path, segmentBytes: 2048), NullLogger.Instance))
+            for (int i = 0; i < 20; i++) small.Append(Frame(i, 200));
+        // Reopened with large segments: the open one starts at sequence 20 and takes all that follows.
+        using var journal = new FileJournal(Options(dir.Path, segmentBytes: 64 << 20, maxBytes: 1L << 30), NullLogger.Instance);
+        const int total = 20_000;
+        for (int i = 20; i < total; i++) journal.Append(Frame(i, 200));
+        // About 5 MB in the open segment: read in well under a second; re-scanned per frame, minutes.
+        var reader = Task.Run(async () =>
+        {
+            var list = new List<long>(total);
+            while (list.Count < total && await journal.ReadAsync(CancellationToken.None) is { } f) list.Add(f.Sequence);
+            return list;
+        });
+        var read = await reader.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(Enumerable.Range(0, total).Select(i => (long)i), read);
+    }
+
     [Fact]
     public async Task Reader_waits_for_appends_from_another_thread()
     {
