@@ -25,6 +25,7 @@ public sealed partial class PipelineService : BackgroundService
     private readonly PipelineOptions _options;
     private readonly long _maxAgeNs;
     private readonly ILogger<PipelineService> _logger;
+    private static readonly TimeSpan ReadCoalesce = TimeSpan.FromMilliseconds(2);
 
     public PipelineService(IFrameLog log, PipelineChannels channels, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
         GatewayMetrics metrics, IOptions<PipelineOptions> options, IOptions<JournalOptions> journal, ILogger<PipelineService> logger)
@@ -53,8 +54,14 @@ public sealed partial class PipelineService : BackgroundService
         using var onStop = stoppingToken.Register(_log.Complete);
         try
         {
-            while (await _log.ReadAsync(CancellationToken.None) is { } logged)
+            while (true)
             {
+                var read = _log.ReadAsync(CancellationToken.None);
+                bool waited = !read.IsCompleted;
+                if (await read is not { } logged) break;
+                // Caught up with the sources: let frames gather for a moment instead of waking a
+                // thread for every one of them. A wake-up costs more than handling a frame.
+                if (waited) await Task.Delay(ReadCoalesce, CancellationToken.None);
                 var (sequence, frame) = logged;
                 Handle(frame, readings, points, lines);
                 if (lines.Count == 0)
