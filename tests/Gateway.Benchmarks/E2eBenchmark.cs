@@ -55,7 +55,7 @@ internal static class E2eBenchmark
             Runs: Stats.Option(args, "--runs", 3),
             Messages: messages,
             Devices: Stats.Option(args, "--devices", 2000),
-            Warmup: Stats.Option(args, "--warmup", Math.Min(50_000, Math.Max(1000, messages / 4))),
+            Warmup: Stats.Option(args, "--warmup", 300_000),
             Seed: Stats.Option(args, "--seed", 7),
             Qos: (Stats.Text(args, "--qos") ?? "0,1").Split(',').Select(int.Parse).ToArray(),
             Cases: Stats.Text(args, "--cases") ?? "abcd",
