@@ -57,6 +57,9 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public bool Running => _process is { HasExited: false };
 
+    /// <summary>Process id of the current run, for reading /proc.</summary>
+    public int Pid => (_process ?? throw new InvalidOperationException("not started")).Id;
+
     public async Task StartAsync(bool waitReady = true)
     {
         var psi = new ProcessStartInfo("dotnet")
