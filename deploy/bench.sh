@@ -2,7 +2,7 @@
 # Benchmarks against real services on this machine; prints medians over repeated runs.
 #   deploy/bench.sh serial  [--runs N] [--lines N] [--seconds S]
 #   deploy/bench.sh latency [--runs N] [--seconds S] [--rate MSG_PER_S] [--flush-ms MS[,MS...]] [--poll-ms MS]
-#   deploy/bench.sh memory  [--runs N] [--seconds S] [--devices N] [--active N] [--rate MSG_PER_S]
+#   deploy/bench.sh memory  [--runs N] [--seconds S] [--devices N] [--active N] [--rate MSG_PER_S] [--trace]
 # Each starts its own mosquitto and influxd on free loopback ports with data in temporary folders,
 # and the gateway as its own process with its default settings. Needs what deploy/test.sh installs.
 # Not part of CI. README.md, "Benchmarks", says what each measures and what it found.

@@ -67,6 +67,8 @@ public static class HealthEndpoints
             gcHeapAfterLastGcBytes = gc.HeapSizeBytes,
             gcCommittedBytes = gc.TotalCommittedBytes,
             gcMode = System.Runtime.GCSettings.IsServerGC ? "server" : "workstation",
+            gcCollections = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) },
+            gcPauseMs = (long)GC.GetTotalPauseDuration().TotalMilliseconds,
         };
     }
 }

@@ -39,6 +39,16 @@ internal static class GatewayDefaults
     }
 }
 
+/// <summary>The machine's load, printed with the results: other work on the same cores shifts the figures.</summary>
+internal static class Machine
+{
+    public static string Load()
+    {
+        var parts = File.ReadAllText("/proc/loadavg").Split(' ');
+        return $"load average {parts[0]} (1 min), {parts[1]} (5 min) on {Environment.ProcessorCount} cores";
+    }
+}
+
 /// <summary>CPU time (user + system) a process has used, from /proc/PID/stat.</summary>
 internal static class ProcCpu
 {

@@ -49,6 +49,7 @@ internal static class LatencyBenchmark
                           $"gateway defaults (Gateway:Influx:FlushIntervalMs = {defaultFlush}, BatchSize = {new Storage.Influx.InfluxOptions().BatchSize})");
         using var influx = new InfluxServer();
         using var dir = new TempDir("bench-latency");
+        Console.WriteLine($"before: {Machine.Load()}");
         var results = new List<Result>();
         for (int run = 1; run <= runs; run++)
         {
@@ -63,6 +64,7 @@ internal static class LatencyBenchmark
                                   $"{r.Batches} writes; CPU (share of one core) gateway {r.GatewayCpuShare:P0}, influxd {r.InfluxCpuShare:P0}; query {r.QueryMs:F1} ms");
             }
         }
+        Console.WriteLine($"after: {Machine.Load()}");
         Console.WriteLine();
         Console.WriteLine($"publish-to-queryable delay, medians over {runs} run(s) ({Environment.ProcessorCount} cores, mosquitto, influxd, gateway and publisher on one host):");
         foreach (var g in results.GroupBy(r => r.FlushIntervalMs))

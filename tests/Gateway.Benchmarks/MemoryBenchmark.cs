@@ -16,7 +16,7 @@ internal static class MemoryBenchmark
 {
     private const double TargetPeakMiB = 150_000_000 / 1048576.0; // 150 MB
 
-    private sealed record Settings(int Devices, int Active, int Rate, int Seconds);
+    private sealed record Settings(int Devices, int Active, int Rate, int Seconds, bool Trace);
 
     private sealed record Result(double ReadySeconds, double StartupRss, double StartupPeak, double StartupGcHeap, double SteadyRss,
         double SteadyGcHeap, double SteadyGcCommitted, double PeakBeforeReload, double Peak, string GcMode, long Stored, long Published, double Rate);
@@ -28,7 +28,14 @@ internal static class MemoryBenchmark
             Devices: Stats.Option(args, "--devices", 100_000),
             Active: Stats.Option(args, "--active", 10_000),
             Rate: Stats.Option(args, "--rate", 3000),
-            Seconds: Stats.Option(args, "--seconds", 45));
+            Seconds: Stats.Option(args, "--seconds", 60),
+            Trace: Array.IndexOf(args, "--trace") >= 0);
+        if (Array.IndexOf(args, "--write-registry") is var w and >= 0 && w + 1 < args.Length)
+        {
+            // The same registry for other tools (a profiler, a reload by hand).
+            FleetSimulator.WriteRegistry(BuildRegistry(s.Devices, s.Active), args[w + 1]);
+            return 0;
+        }
         using var influx = new InfluxServer();
         using var dir = new TempDir("bench-memory");
         var registryPath = Path.Combine(dir.Path, "devices.json");
@@ -36,6 +43,7 @@ internal static class MemoryBenchmark
         FleetSimulator.WriteRegistry(BuildRegistry(s.Devices, s.Active), registryPath);
         Console.WriteLine($"memory: registry of {s.Devices} devices ({new FileInfo(registryPath).Length / 1048576.0:F1} MiB of JSON, written in {sw.Elapsed.TotalSeconds:F1} s); " +
                           $"{s.Active} of them publish {s.Rate} msg/s in all (QoS 1, flat JSON) for {s.Seconds} s; registry rewritten (reloaded) at {2 * s.Seconds / 3} s; gateway defaults");
+        Console.WriteLine($"before: {Machine.Load()}");
         var results = new List<Result>();
         for (int run = 1; run <= runs; run++)
         {
@@ -47,12 +55,14 @@ internal static class MemoryBenchmark
                               $"stored {r.Stored} of {r.Published} at {r.Rate:F0} msg/s");
         }
         double peak = Stats.Median(results.Select(r => r.Peak));
+        Console.WriteLine($"after: {Machine.Load()}");
         Console.WriteLine();
         Console.WriteLine($"medians over {runs} run(s) ({Environment.ProcessorCount} cores; MiB = 2^20 bytes; RSS from /proc, GC heap from /readyz):");
         Console.WriteLine($"  after start-up, before load   RSS {Stats.Median(results.Select(r => r.StartupRss)),5:F0} MiB   GC heap {Stats.Median(results.Select(r => r.StartupGcHeap)),4:F0} MiB   " +
                           $"(start-up peak {Stats.Median(results.Select(r => r.StartupPeak)):F0} MiB)");
         Console.WriteLine($"  steady state under load       RSS {Stats.Median(results.Select(r => r.SteadyRss)),5:F0} MiB   GC heap {Stats.Median(results.Select(r => r.SteadyGcHeap)),4:F0} MiB   " +
-                          $"(GC committed {Stats.Median(results.Select(r => r.SteadyGcCommitted)):F0} MiB)");
+                          $"(GC committed {Stats.Median(results.Select(r => r.SteadyGcCommitted)):F0} MiB; outside the GC heap: runtime, code, stacks, " +
+                          $"native {Stats.Median(results.Select(r => r.SteadyRss - r.SteadyGcCommitted)):F0} MiB)");
         Console.WriteLine($"  peak before the reload        {Stats.Median(results.Select(r => r.PeakBeforeReload)),5:F0} MiB");
         Console.WriteLine($"  peak (VmHWM), reload included {peak,5:F0} MiB   target <= 150 MB ({TargetPeakMiB:F0} MiB): {Stats.Verdict(peak <= TargetPeakMiB)}");
         return 0;
@@ -140,6 +150,15 @@ internal static class MemoryBenchmark
                 double at = loadClock.Elapsed.TotalSeconds;
                 var m = ProcMemory.Read(gateway.Pid);
                 rss.Add((at, m.RssMiB));
+                if (s.Trace && tick % 4 == 0)
+                {
+                    // Every two seconds: how resident memory, the managed heap and the collections evolve.
+                    var (_, body) = await gateway.ReadyAsync();
+                    var p = body.GetProperty("process");
+                    Console.WriteLine($"  {at,5:F1} s  RSS {m.RssMiB,4:F0} MiB (peak {m.PeakRssMiB,4:F0})  GC heap {p.GetProperty("gcHeapBytes").GetInt64() / 1048576.0,4:F0} MiB, " +
+                                      $"committed {p.GetProperty("gcCommittedBytes").GetInt64() / 1048576.0,4:F0} MiB  collections gen0/1/2 {p.GetProperty("gcCollections")}  " +
+                                      $"pauses {p.GetProperty("gcPauseMs").GetInt64()} ms{(reloaded ? "  (after the reload)" : "")}");
+                }
                 if (tick++ % 2 == 0)
                 {
                     var (h, c, _) = await GcAsync(gateway);
