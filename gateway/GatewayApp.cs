@@ -124,14 +124,28 @@ public static class GatewayApp
     public static void ValidateConfiguration(IServiceProvider services)
     {
         var failures = new List<string>();
-        void Check<T>() where T : class
+        bool Check<T>() where T : class
         {
-            try { _ = services.GetRequiredService<IOptions<T>>().Value; }
-            catch (OptionsValidationException e) { failures.AddRange(e.Failures); }
+            try
+            {
+                _ = services.GetRequiredService<IOptions<T>>().Value;
+                return true;
+            }
+            catch (OptionsValidationException e)
+            {
+                failures.AddRange(e.Failures);
+                return false;
+            }
         }
         Check<MqttConnectionOptions>();
         Check<RoutesOptions>();
-        Check<RegistryOptions>();
+        if (Check<RegistryOptions>())
+        {
+            // The registry is loaded once, here, by the holder the gateway then runs with: with
+            // 100,000 devices a second load only for validation would cost time and memory.
+            try { _ = services.GetRequiredService<RegistryHolder>(); }
+            catch (RegistryException e) { failures.Add($"Gateway:Registry:Path: {e.Message}"); }
+        }
         Check<InfluxOptions>();
         Check<PipelineOptions>();
         Check<JournalOptions>();

@@ -62,10 +62,28 @@ public static class HealthEndpoints
                 received = metrics.Received,
                 emptyFrames = metrics.EmptyFrames,
                 pointsWritten = metrics.PointsWritten,
+                batches = metrics.Batches,
                 quarantined = quarantine.Total,
                 queueDepth = metrics.QueueDepth(),
+                process = ProcessMemory(),
             };
             return Results.Json(body, statusCode: ready ? 200 : 503);
         });
+    }
+
+    /// <summary>Resident memory and the managed heap, so memory can be watched without extra tools.</summary>
+    private static object ProcessMemory()
+    {
+        var gc = GC.GetGCMemoryInfo();
+        return new
+        {
+            rssBytes = Environment.WorkingSet,
+            gcHeapBytes = GC.GetTotalMemory(forceFullCollection: false),
+            gcHeapAfterLastGcBytes = gc.HeapSizeBytes,
+            gcCommittedBytes = gc.TotalCommittedBytes,
+            gcMode = System.Runtime.GCSettings.IsServerGC ? "server" : "workstation",
+            gcCollections = new[] { GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2) },
+            gcPauseMs = (long)GC.GetTotalPauseDuration().TotalMilliseconds,
+        };
     }
 }

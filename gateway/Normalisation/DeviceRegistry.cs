@@ -69,17 +69,19 @@ public sealed class DeviceRegistry
 
     public bool TryGet(string deviceId, out RegisteredDevice device) => _devices.TryGetValue(deviceId, out device!);
 
+    /// <summary>
+    /// Loads and validates a registry file. The file is streamed: each device goes straight into the
+    /// registry, and strings that repeat across devices (type, city, district, site) are kept once,
+    /// so loading 100,000 devices needs little more memory than the registry it builds.
+    /// </summary>
     public static DeviceRegistry LoadFile(string path, MetricCatalog? catalog = null, UnitTable? units = null)
     {
-        DeviceRegistryFile? file;
+        DeviceRegistry? registry;
         try
         {
-            using var stream = File.OpenRead(path);
-            file = JsonSerializer.Deserialize<DeviceRegistryFile>(stream, new JsonSerializerOptions
-            {
-                ReadCommentHandling = JsonCommentHandling.Skip,
-                AllowTrailingCommas = true,
-            });
+            // No FileStream buffer: the reader reads 64 KiB at a time itself.
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+            registry = DeviceRegistryReader.Read(stream, path, catalog ?? MetricCatalog.Default, units ?? UnitTable.Default);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -89,78 +91,126 @@ public sealed class DeviceRegistry
         {
             throw new RegistryException($"the device registry '{path}' is not valid JSON: {e.Message}");
         }
-        if (file is null) throw new RegistryException($"the device registry '{path}' is empty");
-        return Build(file, path, catalog, units);
+        return registry ?? throw new RegistryException($"the device registry '{path}' is empty");
     }
 
     public static DeviceRegistry Build(DeviceRegistryFile file, string source, MetricCatalog? catalog = null, UnitTable? units = null)
     {
-        catalog ??= MetricCatalog.Default;
-        units ??= UnitTable.Default;
-        var errors = new List<string>();
-        var types = new Dictionary<string, DeviceType>(StringComparer.Ordinal);
-        foreach (var (typeName, t) in file.DeviceTypes)
+        var builder = new Builder(file.DeviceTypes, new StringPool(), [], catalog ?? MetricCatalog.Default, units ?? UnitTable.Default)
         {
-            if (!MetricCatalog.Domains.Contains(t.Domain))
+            DefaultCity = file.City,
+        };
+        foreach (var (id, d) in file.Devices) builder.Add(id, d);
+        return builder.Finish(source);
+    }
+
+    /// <summary>
+    /// Resolves device types and devices one at a time, collecting every error; <see cref="Finish"/>
+    /// refuses the registry if there was any. Shared by <see cref="Build"/> and the streaming reader.
+    /// </summary>
+    internal sealed class Builder
+    {
+        private readonly IReadOnlyDictionary<string, DeviceTypeEntry> _typeEntries;
+        private readonly Dictionary<string, DeviceType> _types = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, RegisteredDevice> _devices = new(StringComparer.Ordinal);
+        private readonly StringPool _strings;
+        private readonly List<string> _errors;
+
+        public Builder(IReadOnlyDictionary<string, DeviceTypeEntry> typeEntries, StringPool strings, List<string> errors,
+            MetricCatalog catalog, UnitTable units)
+        {
+            _typeEntries = typeEntries;
+            _strings = strings;
+            _errors = errors;
+            foreach (var (typeName, t) in typeEntries)
             {
-                errors.Add($"deviceTypes.{typeName}.domain: '{t.Domain}' is not one of {string.Join(", ", MetricCatalog.Domains)}");
-                continue;
+                if (!MetricCatalog.Domains.Contains(t.Domain))
+                {
+                    errors.Add($"deviceTypes.{typeName}.domain: '{t.Domain}' is not one of {string.Join(", ", MetricCatalog.Domains)}");
+                    continue;
+                }
+                var fields = new Dictionary<string, ResolvedField>(StringComparer.Ordinal);
+                foreach (var (src, map) in t.Fields)
+                {
+                    var key = $"deviceTypes.{typeName}.fields.{src}";
+                    if (string.IsNullOrWhiteSpace(map.Metric)) { errors.Add($"{key}.metric: missing"); continue; }
+                    if (map.Custom)
+                    {
+                        var type = map.Type ?? "float";
+                        if (type is not ("float" or "integer" or "boolean" or "string"))
+                            errors.Add($"{key}.type: '{type}' is not float, integer, boolean or string");
+                        else if (catalog.TryGet(t.Domain, map.Metric, out _))
+                            errors.Add($"{key}: '{map.Metric}' is a canonical metric; custom fields must use other names");
+                        else
+                            fields[src] = new ResolvedField { SourceName = src, FieldName = map.Metric, CustomType = type };
+                        continue;
+                    }
+                    if (!catalog.TryGet(t.Domain, map.Metric, out var metric))
+                    {
+                        errors.Add($"{key}.metric: '{map.Metric}' is not a canonical {t.Domain} metric (set \"custom\": true to store it as is)");
+                        continue;
+                    }
+                    if (map.Unit is not null && !units.TryGetConverter(map.Unit, metric, out _))
+                    {
+                        errors.Add($"{key}.unit: no conversion from '{map.Unit}' to {metric.Name}'s unit '{metric.Unit}'");
+                        continue;
+                    }
+                    fields[src] = new ResolvedField { SourceName = src, FieldName = metric.Name, Metric = metric, DefaultUnit = map.Unit };
+                }
+                foreach (var ignored in t.Ignore)
+                    fields.TryAdd(ignored, new ResolvedField { SourceName = ignored, FieldName = ignored, Ignored = true });
+                _types[typeName] = new DeviceType { Name = typeName, Domain = t.Domain, Fields = fields };
             }
-            var fields = new Dictionary<string, ResolvedField>(StringComparer.Ordinal);
-            foreach (var (src, map) in t.Fields)
-            {
-                var key = $"deviceTypes.{typeName}.fields.{src}";
-                if (string.IsNullOrWhiteSpace(map.Metric)) { errors.Add($"{key}.metric: missing"); continue; }
-                if (map.Custom)
-                {
-                    var type = map.Type ?? "float";
-                    if (type is not ("float" or "integer" or "boolean" or "string"))
-                        errors.Add($"{key}.type: '{type}' is not float, integer, boolean or string");
-                    else if (catalog.TryGet(t.Domain, map.Metric, out _))
-                        errors.Add($"{key}: '{map.Metric}' is a canonical metric; custom fields must use other names");
-                    else
-                        fields[src] = new ResolvedField { SourceName = src, FieldName = map.Metric, CustomType = type };
-                    continue;
-                }
-                if (!catalog.TryGet(t.Domain, map.Metric, out var metric))
-                {
-                    errors.Add($"{key}.metric: '{map.Metric}' is not a canonical {t.Domain} metric (set \"custom\": true to store it as is)");
-                    continue;
-                }
-                if (map.Unit is not null && !units.TryGetConverter(map.Unit, metric, out _))
-                {
-                    errors.Add($"{key}.unit: no conversion from '{map.Unit}' to {metric.Name}'s unit '{metric.Unit}'");
-                    continue;
-                }
-                fields[src] = new ResolvedField { SourceName = src, FieldName = metric.Name, Metric = metric, DefaultUnit = map.Unit };
-            }
-            foreach (var ignored in t.Ignore)
-                fields.TryAdd(ignored, new ResolvedField { SourceName = ignored, FieldName = ignored, Ignored = true });
-            types[typeName] = new DeviceType { Name = typeName, Domain = t.Domain, Fields = fields };
         }
 
-        var devices = new Dictionary<string, RegisteredDevice>(StringComparer.Ordinal);
-        foreach (var (id, d) in file.Devices)
+        /// <summary>City of the devices that do not name their own (the file's "city").</summary>
+        public string? DefaultCity { get; set; }
+
+        /// <summary>Adds one device; <paramref name="d"/> is not kept, so a reader may reuse it.</summary>
+        public void Add(string id, DeviceEntry d)
         {
-            var key = $"devices.{id}";
-            if (!types.TryGetValue(d.Type, out var type))
+            var typeName = d.Type ?? "";
+            if (!_types.TryGetValue(typeName, out var type))
             {
-                if (!file.DeviceTypes.ContainsKey(d.Type)) errors.Add($"{key}.type: unknown device type '{d.Type}'");
-                continue;
+                // A device of a type that has errors of its own is not reported again.
+                if (!_typeEntries.ContainsKey(typeName)) _errors.Add($"devices.{id}.type: unknown device type '{typeName}'");
+                return;
             }
-            var city = d.City ?? file.City;
-            if (string.IsNullOrWhiteSpace(city)) errors.Add($"{key}.city: missing, and the registry has no default 'city'");
-            if (string.IsNullOrWhiteSpace(d.District)) errors.Add($"{key}.district: missing");
-            foreach (var (name, value) in new[] { ("id", id), ("city", city), ("district", d.District), ("site", d.Site) })
-                if (value is not null && value.Any(char.IsControl)) errors.Add($"{key}.{name}: contains control characters");
-            devices[id] = new RegisteredDevice
+            var city = d.City ?? DefaultCity;
+            if (string.IsNullOrWhiteSpace(city)) _errors.Add($"devices.{id}.city: missing, and the registry has no default 'city'");
+            if (string.IsNullOrWhiteSpace(d.District)) _errors.Add($"devices.{id}.district: missing");
+            CheckControl(id, "id", id);
+            CheckControl(id, "city", city);
+            CheckControl(id, "district", d.District);
+            CheckControl(id, "site", d.Site);
+            _devices[id] = new RegisteredDevice
             {
-                Id = id, City = city ?? "", District = d.District, Site = d.Site, Type = type,
-                Latitude = d.Latitude, Longitude = d.Longitude,
+                Id = id,
+                City = _strings.Intern(city ?? ""),
+                District = _strings.Intern(d.District ?? ""),
+                Site = _strings.Intern(d.Site ?? ""),
+                Type = type,
+                Latitude = d.Latitude,
+                Longitude = d.Longitude,
             };
         }
-        if (errors.Count > 0)
-            throw new RegistryException($"the device registry '{source}' has {errors.Count} error(s):\n  " + string.Join("\n  ", errors.Take(50)));
-        return new DeviceRegistry(devices, source);
+
+        public DeviceRegistry Finish(string source)
+        {
+            if (_errors.Count > 0)
+                throw new RegistryException($"the device registry '{source}' has {_errors.Count} error(s):\n  " + string.Join("\n  ", _errors.Take(50)));
+            return new DeviceRegistry(_devices, source);
+        }
+
+        private void CheckControl(string id, string name, string? value)
+        {
+            if (value is null) return;
+            foreach (var c in value)
+            {
+                if (!char.IsControl(c)) continue;
+                _errors.Add($"devices.{id}.{name}: contains control characters");
+                return;
+            }
+        }
     }
 }

@@ -85,12 +85,14 @@ internal static class SerialBenchmark
         };
         FleetSimulator.WriteRegistry(SerialSimulator.BuildRegistry(options), options.RegistryPath);
         await using var gateway = new GatewayProcess("mqtt://127.0.0.1:1", influx.Url, $"bench{run}{(throttled ? "b" : "f")}", options.RegistryPath, folder,
+        [
             "--Gateway:Mqtt:Enabled=false",
             "--Gateway:Serial:Ports:0:Name=bench", $"--Gateway:Serial:Ports:0:Path={pty.GatewayEnd}", "--Gateway:Serial:Ports:0:BaudRate=115200",
             "--Gateway:Serial:Ports:0:Format=kv", "--Gateway:Serial:Ports:0:DeviceField=dev", "--Gateway:Serial:Ports:0:Checksum=Required",
             // The gateway's default flush interval and self-metrics period, not the tests' short ones.
-            "--Gateway:Influx:FlushIntervalMs=1000", "--Gateway:SelfMetrics:IntervalSeconds=5",
-            "--Logging:LogLevel:Default=Warning");
+            .. GatewayDefaults.Arguments(),
+            "--Logging:LogLevel:Default=Warning",
+        ]);
         await gateway.StartAsync();
         // Warm up (JIT, connection pools) with a short burst, then measure.
         var warm = await SerialSimulator.RunAsync(new SerialSimulatorOptions

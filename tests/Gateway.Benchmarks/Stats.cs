@@ -9,6 +9,14 @@ internal static class Stats
         return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 
+    /// <summary>Nearest-rank percentile (p in 0..100) of values that are already sorted.</summary>
+    public static double Percentile(IReadOnlyList<double> sorted, double p)
+    {
+        if (sorted.Count == 0) return double.NaN;
+        int rank = (int)Math.Ceiling(p / 100 * sorted.Count);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Count - 1)];
+    }
+
     public static int Option(string[] args, string name, int fallback)
     {
         int i = Array.IndexOf(args, name);
@@ -20,4 +28,12 @@ internal static class Stats
         int i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
+
+    public static int? Option(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : null;
+    }
+
+    public static string Verdict(bool met) => met ? "PASS" : "MISS";
 }

@@ -35,7 +35,7 @@ public sealed class InfluxOptions
     public int BatchSize { get; set; } = 5000;
 
     /// <summary>A partial batch is written after this long.</summary>
-    public int FlushIntervalMs { get; set; } = 1000;
+    public int FlushIntervalMs { get; set; } = 500;
 
     public bool Gzip { get; set; } = true;
 

@@ -57,6 +57,9 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public bool Running => _process is { HasExited: false };
 
+    /// <summary>Process id of the current run, for reading /proc.</summary>
+    public int Pid => (_process ?? throw new InvalidOperationException("not started")).Id;
+
     public async Task StartAsync(bool waitReady = true)
     {
         var psi = new ProcessStartInfo("dotnet")
@@ -95,9 +98,6 @@ public sealed class GatewayProcess : IAsyncDisposable
         using var response = await http.GetAsync(BaseUrl + "/readyz");
         return ((int)response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
     }
-
-    /// <summary>Process id of the current run.</summary>
-    public int Pid => (_process ?? throw new InvalidOperationException("not started")).Id;
 
     /// <summary>CPU time (user + system) the current process has used so far, from /proc/PID/stat.</summary>
     public double CpuSeconds() => ServiceProcess.CpuSeconds(Pid);

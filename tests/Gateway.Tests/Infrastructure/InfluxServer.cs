@@ -28,7 +28,7 @@ public sealed class InfluxServer : IDisposable
 
     public string Log => _process?.Output ?? "";
 
-    /// <summary>Process id of the running influxd.</summary>
+    /// <summary>Process id of the running influxd, for reading /proc.</summary>
     public int Pid => (_process ?? throw new InvalidOperationException("not started")).Id;
 
     public void Start()
