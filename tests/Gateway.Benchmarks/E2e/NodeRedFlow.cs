@@ -14,8 +14,8 @@ namespace CityGateway.Benchmarks.E2e;
 /// registry lookup for measurement, city, district and site tags; lane and vehicleType tags;
 /// canonical metric names; the same linear unit conversions and physical bounds, taken from the
 /// gateway's own unit table and metric catalogue; the device timestamp) and collects points into
-/// batches of 5,000 or whatever a 1-second timer finds (the gateway's batch size and flush
-/// interval) → <c>influxdb batch</c> (node-red-contrib-influxdb, InfluxDB 1.x) into a fresh
+/// batches of 5,000 (the gateway's batch size) or whatever a 1-second timer finds (the gateway
+/// flushes a partial batch after 500 ms; at these rates batches fill first) → <c>influxdb batch</c> (node-red-contrib-influxdb, InfluxDB 1.x) into a fresh
 /// database. A <c>complete</c> node after the batch node counts the points InfluxDB accepted and
 /// logs the running total, which is how the benchmark sees progress. Differences from the gateway:
 /// no journal, no quarantine, the <c>seq</c> field is written as a float (the library writes every
@@ -293,7 +293,7 @@ internal sealed partial class NodeRedFlow : IDisposable
         sb.Append("  batch: [],\n};\n");
         sb.Append("""
             context.set('state', state);
-            // Like the gateway's flush interval: a partial batch goes out after a second.
+            // A partial batch goes out after a second (at benchmark rates, batches fill first).
             state.timer = setInterval(function () {
                 if (state.batch.length === 0) return;
                 const b = state.batch;
