@@ -27,15 +27,22 @@ public sealed record Delivery(long Published, long Stored, long Distinct, long L
         return new Delivery(published, total, distinct, lost, duplicates, report.ByDevice.Count);
     }
 
-    /// <summary>Waits until every published message is stored, or the timeout passes (then the caller asserts).</summary>
+    /// <summary>
+    /// Waits until every published message is stored and two checks a second apart agree, or the
+    /// timeout passes (then the caller asserts). InfluxDB 1.x computes the two counts of one query
+    /// from what it holds at slightly different moments, so while a backlog is still being written
+    /// (or compacted) they can disagree; settled figures are what the test judges.
+    /// </summary>
     public static async Task<Delivery> WaitForAsync(InfluxServer influx, string db, SimulationReport report, TimeSpan timeout)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        Delivery last;
+        Delivery? previous = null;
         while (true)
         {
-            last = await CheckAsync(influx, db, report);
-            if (last.Lost == 0 || sw.Elapsed > timeout) return last;
+            var last = await CheckAsync(influx, db, report);
+            bool settled = previous is not null && previous.Stored == last.Stored && previous.Distinct == last.Distinct;
+            if ((last.Lost == 0 && settled) || sw.Elapsed > timeout) return last;
+            previous = last;
             await Task.Delay(1000);
         }
     }
