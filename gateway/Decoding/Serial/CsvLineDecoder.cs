@@ -27,10 +27,12 @@ public sealed class CsvLineDecoder : IPayloadDecoder
         long? ts = null;
         var tags = new TagList();
         var rest = data;
-        bool done = false;
-        for (int i = 0; TextValues.Next(ref rest, separator, out var piece, ref done); i++)
+        for (int i = 0; i < columns.Count; i++)
         {
-            var value = piece.Trim(" \t\r\n\v\f"u8);
+            // The column count was checked above: every column but the last ends at a separator.
+            int end = i < columns.Count - 1 ? rest.IndexOf(separator) : rest.Length;
+            var value = rest[..end].Trim(" \t\r\n\v\f"u8);
+            rest = i < columns.Count - 1 ? rest[(end + separator.Length)..] : default;
             if (value.Length == 0) continue;
             if (TextValues.Special(route, columns[i], value, ref device, ref ts, ref tags, out var error))
             {

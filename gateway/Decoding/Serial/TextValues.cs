@@ -43,24 +43,4 @@ internal static class TextValues
         }
         return false;
     }
-
-    /// <summary>The next piece of <paramref name="rest"/> up to <paramref name="separator"/>; false when none is left.</summary>
-    public static bool Next(ref ReadOnlySpan<byte> rest, scoped ReadOnlySpan<byte> separator, out ReadOnlySpan<byte> piece, ref bool done)
-    {
-        if (done)
-        {
-            piece = default;
-            return false;
-        }
-        int at = separator.IsEmpty ? -1 : rest.IndexOf(separator);
-        if (at < 0)
-        {
-            piece = rest;
-            done = true;
-            return true;
-        }
-        piece = rest[..at];
-        rest = rest[(at + separator.Length)..];
-        return true;
-    }
 }

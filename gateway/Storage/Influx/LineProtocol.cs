@@ -86,9 +86,7 @@ public static class LineProtocol
             switch (f.Kind)
             {
                 case FieldKind.Float:
-                    w = TryWriteDecimal(span[n..], f.Float);
-                    if (w == 0) f.Float.TryFormat(span[n..], out w, "R", CultureInfo.InvariantCulture);
-                    n += w;
+                    n += FormatDouble(span[n..], f.Float);
                     break;
                 case FieldKind.Integer:
                     f.Integer.TryFormat(span[n..], out w, default, CultureInfo.InvariantCulture);
@@ -190,13 +188,15 @@ public static class LineProtocol
 
     private static readonly double[] PowersOfTen = [1, 10, 100, 1000];
 
-    private static void WriteDouble(IBufferWriter<byte> buffer, double v)
+    private static void WriteDouble(IBufferWriter<byte> buffer, double v) => buffer.Advance(FormatDouble(buffer.GetSpan(32), v));
+
+    /// <summary>Writes <paramref name="v"/> into <paramref name="span"/> (32 bytes at least); returns the bytes written.</summary>
+    private static int FormatDouble(Span<byte> span, double v)
     {
-        var span = buffer.GetSpan(32);
         int n = TryWriteDecimal(span, v);
         // "R" gives the shortest text that parses back to the same double.
         if (n == 0) v.TryFormat(span, out n, "R", CultureInfo.InvariantCulture);
-        buffer.Advance(n);
+        return n;
     }
 
     /// <summary>

@@ -133,7 +133,7 @@ internal sealed partial class NodeRedFlow : IDisposable
 
     /// <summary>Writes settings and flow into a fresh user folder, starts Node-RED and waits until
     /// its flow has subscribed.</summary>
-    public static async Task<NodeRedFlow> StartAsync(string installFolder, BenchBroker broker, int influxPort, string database,
+    public static async Task<NodeRedFlow> StartAsync(string installFolder, MosquittoBroker broker, int influxPort, string database,
         int qos, string clientId, DeviceRegistryFile registry)
     {
         var dir = new TempDir("bench-node-red");

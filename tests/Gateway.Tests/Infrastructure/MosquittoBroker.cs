@@ -8,8 +8,9 @@ public sealed class MosquittoBroker : IDisposable
 
     /// <param name="listenerSettings">Extra lines for the listener (TLS files), written right after it.</param>
     /// <param name="users">When set, anonymous clients are refused and these users may connect.</param>
-    /// <param name="maxQueuedMessages">QoS 1/2 messages the broker queues per client beyond those in flight
-    /// (for a client that is away or slow, shared-subscription members included); more are dropped.</param>
+    /// <param name="maxQueuedMessages">Messages the broker queues per client beyond those in flight
+    /// (for a client that is away or slow, shared-subscription members included; for QoS 0, packets
+    /// not yet written to the socket); more are dropped. No byte bound.</param>
     public MosquittoBroker(bool persistence = false, string listenerSettings = "", IReadOnlyDictionary<string, string>? users = null,
         int maxQueuedMessages = 1_000_000)
     {
@@ -36,11 +37,13 @@ public sealed class MosquittoBroker : IDisposable
             persistence_location {_dir.Path}/
             autosave_interval 1
             max_queued_messages {maxQueuedMessages}
+            max_queued_bytes 0
             max_inflight_messages 1000
-            log_dest stdout
+            log_dest stderr
             log_type error
             log_type warning
             log_type notice
+            log_type subscribe
             """);
         Start();
     }
@@ -52,6 +55,17 @@ public sealed class MosquittoBroker : IDisposable
     public string Folder => _dir.Path;
 
     public string Log => _process?.Output ?? "";
+
+    /// <summary>Process id of the running broker, for reading /proc.</summary>
+    public int Pid => (_process ?? throw new InvalidOperationException("not started")).Id;
+
+    public double CpuSeconds() => (_process ?? throw new InvalidOperationException("not started")).CpuSeconds();
+
+    /// <summary>Waits until the broker has logged the client's subscription ("ID QOS FILTER"; stderr is not buffered).</summary>
+    public Task WaitForSubscriptionAsync(string clientId, string filter, TimeSpan timeout) =>
+        Wait.UntilAsync(() => Log.Split('\n').Any(l => l.Contains($" {clientId} ", StringComparison.Ordinal) &&
+                                                      l.TrimEnd().EndsWith(" " + filter, StringComparison.Ordinal)),
+            timeout, () => $"{clientId} did not subscribe to {filter}:\n{(Log.Length > 2000 ? Log[^2000..] : Log)}");
 
     public void Start()
     {
