@@ -96,7 +96,7 @@ public sealed class DeviceRegistry
 
     public static DeviceRegistry Build(DeviceRegistryFile file, string source, MetricCatalog? catalog = null, UnitTable? units = null)
     {
-        var builder = new Builder(file.DeviceTypes, new StringPool(), [], catalog ?? MetricCatalog.Default, units ?? UnitTable.Default)
+        var builder = new Builder(file.DeviceTypes, new RegistryInterner(), [], catalog ?? MetricCatalog.Default, units ?? UnitTable.Default)
         {
             DefaultCity = file.City,
         };
@@ -113,10 +113,10 @@ public sealed class DeviceRegistry
         private readonly IReadOnlyDictionary<string, DeviceTypeEntry> _typeEntries;
         private readonly Dictionary<string, DeviceType> _types = new(StringComparer.Ordinal);
         private readonly Dictionary<string, RegisteredDevice> _devices = new(StringComparer.Ordinal);
-        private readonly StringPool _strings;
+        private readonly RegistryInterner _strings;
         private readonly List<string> _errors;
 
-        public Builder(IReadOnlyDictionary<string, DeviceTypeEntry> typeEntries, StringPool strings, List<string> errors,
+        public Builder(IReadOnlyDictionary<string, DeviceTypeEntry> typeEntries, RegistryInterner strings, List<string> errors,
             MetricCatalog catalog, UnitTable units)
         {
             _typeEntries = typeEntries;

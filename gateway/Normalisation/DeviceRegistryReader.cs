@@ -31,7 +31,7 @@ internal static class DeviceRegistryReader
             throw new JsonException($"the registry must be a JSON object, not {Describe(json.TokenType)}");
 
         var errors = new List<string>();
-        var strings = new StringPool();
+        var strings = new RegistryInterner();
         string? city = null;
         bool citySeen = false;
         DeviceRegistry.Builder? builder = null;
@@ -92,7 +92,7 @@ internal static class DeviceRegistryReader
         return builder.Finish(source);
     }
 
-    private static Dictionary<string, DeviceTypeEntry> ReadTypes(JsonTokenStream json, StringPool strings, List<string> errors)
+    private static Dictionary<string, DeviceTypeEntry> ReadTypes(JsonTokenStream json, RegistryInterner strings, List<string> errors)
     {
         var types = new Dictionary<string, DeviceTypeEntry>(StringComparer.Ordinal);
         if (!StartObject(json, "deviceTypes", errors)) return types;
@@ -145,7 +145,7 @@ internal static class DeviceRegistryReader
         return types;
     }
 
-    private static FieldMapping? ReadField(JsonTokenStream json, string key, StringPool strings, List<string> errors)
+    private static FieldMapping? ReadField(JsonTokenStream json, string key, RegistryInterner strings, List<string> errors)
     {
         if (!StartObject(json, key, errors)) return null;
         var field = new FieldMapping();
@@ -187,7 +187,7 @@ internal static class DeviceRegistryReader
 
     /// <summary>Reads one device into <paramref name="d"/> (every property reset first); false when
     /// the entry is not an object at all.</summary>
-    private static bool ReadDevice(JsonTokenStream json, string id, StringPool strings, List<string> errors, DeviceEntry d)
+    private static bool ReadDevice(JsonTokenStream json, string id, RegistryInterner strings, List<string> errors, DeviceEntry d)
     {
         var key = DeviceKey(id);
         if (!StartObject(json, key, null, errors)) return false;
@@ -253,7 +253,7 @@ internal static class DeviceRegistryReader
     /// <summary>A string (shared with equal ones read before) or null; anything else is listed and skipped.</summary>
     /// <remarks>An error names the entry as <paramref name="key"/>.<paramref name="property"/>, put together
     /// only then: a device's properties are read 600,000 times in a registry of 100,000.</remarks>
-    private static bool ReadString(JsonTokenStream json, StringPool strings, Key key, string? property, List<string> errors, out string? value)
+    private static bool ReadString(JsonTokenStream json, RegistryInterner strings, Key key, string? property, List<string> errors, out string? value)
     {
         value = null;
         if (json.TokenType == JsonTokenType.Null) return true;
@@ -385,7 +385,7 @@ internal sealed class JsonTokenStream : IDisposable
     public string GetString() => _unescaped ?? Encoding.UTF8.GetString(_buffer, _valueStart, _valueLength);
 
     /// <summary>The current string, the same instance as an equal one read before.</summary>
-    public string GetString(StringPool strings) =>
+    public string GetString(RegistryInterner strings) =>
         _unescaped is { } s ? strings.Intern(s) : strings.Intern(_buffer.AsSpan(_valueStart, _valueLength));
 
     public bool NameIs(ReadOnlySpan<byte> utf8Name) =>
@@ -425,13 +425,18 @@ internal sealed class JsonTokenStream : IDisposable
     }
 }
 
-/// <summary>One instance per distinct string: the thousands of devices at one site share its name.</summary>
-internal sealed class StringPool
+/// <summary>
+/// One instance per distinct string: the thousands of devices at one site share its name. One per
+/// registry load, unbounded and garbage after it; not the decoders' <see cref="Decoding.StringPool"/>,
+/// which is bounded, lives for the process and keeps each entry's bytes as well (memory that the
+/// loading of a 100,000-device registry, the gateway's peak, cannot spare).
+/// </summary>
+internal sealed class RegistryInterner
 {
     private readonly Dictionary<string, string> _strings = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _byChars;
 
-    public StringPool()
+    public RegistryInterner()
     {
         _byChars = _strings.GetAlternateLookup<ReadOnlySpan<char>>();
     }
