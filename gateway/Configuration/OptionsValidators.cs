@@ -112,7 +112,9 @@ internal sealed class PipelineOptionsValidator : IValidateOptions<PipelineOption
     public ValidateOptionsResult Validate(string? name, PipelineOptions o)
     {
         var errors = new List<string>();
-        if (o.PointQueueCapacity < 1) errors.Add("Gateway:Pipeline:PointQueueCapacity: must be at least 1");
+        if (o.FrameQueueCapacity < 1) errors.Add("Gateway:Pipeline:FrameQueueCapacity: must be at least 1");
+        if (o.PointQueueCapacity is not null)
+            errors.Add("Gateway:Pipeline:PointQueueCapacity: no longer read; the queue to the writer is bounded in frames: set Gateway:Pipeline:FrameQueueCapacity (default 10000) instead");
         if (o.MaxPayloadBytes < 1) errors.Add("Gateway:Pipeline:MaxPayloadBytes: must be at least 1");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

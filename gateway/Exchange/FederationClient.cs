@@ -97,7 +97,7 @@ public sealed partial class FederationClient(
                 accepted++;
                 Interlocked.Increment(ref Accepted);
             }
-            foreach (var p in points) await channels.Points.Writer.WriteAsync(new PipelineItem(p, -1), ct);
+            foreach (var p in points) await channels.Points.Writer.WriteAsync(p, ct);
             var next = feed["next"]?.GetValue<string>();
             if (next is not null && next != cursor)
             {

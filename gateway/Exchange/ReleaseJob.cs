@@ -148,7 +148,7 @@ public sealed partial class ReleaseJob(
         var bytes = JsonSerializer.SerializeToUtf8Bytes(envelope);
         exchange.Releases.Add(partner, sequence, windowStart, bytes);
         // Wait for room rather than drop: "shared" must show everything that left the city.
-        foreach (var p in shared) await channels.Points.Writer.WriteAsync(new PipelineItem(p, -1), ct);
+        foreach (var p in shared) await channels.Points.Writer.WriteAsync(p, ct);
         exchange.Audit.Append("release", new JsonObject
         {
             ["partner"] = partner, ["sequence"] = sequence, ["windowStart"] = windowStart.ToString("O"), ["rows"] = rows.Count,

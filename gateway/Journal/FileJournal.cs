@@ -353,13 +353,16 @@ public sealed partial class FileJournal : IFrameLog
         return new RawFrame(source, topic, payload, received, qos, original);
     }
 
-    /// <summary>How many records a segment holds: up to the next segment's base; the open one is unbounded.</summary>
+    /// <summary>How many records a segment holds: up to the next segment's base; the open one is unbounded.
+    /// A segment no longer in the list was committed and deleted while the reader stood at its end
+    /// (it had read its last record): it holds what it held when it was closed.</summary>
     private long SegmentCapacity(Segment s)
     {
         lock (_segmentsLock)
         {
             int i = _segments.IndexOf(s);
-            return i >= 0 && i < _segments.Count - 1 ? _segments[i + 1].Base - s.Base : long.MaxValue;
+            if (i < 0) return s.Count;
+            return i < _segments.Count - 1 ? _segments[i + 1].Base - s.Base : long.MaxValue;
         }
     }
 

@@ -6,37 +6,54 @@ namespace CityGateway.Pipeline;
 
 public sealed class PipelineOptions
 {
-    /// <summary>Points waiting for the InfluxDB writer; when full, decoding waits.</summary>
-    public int PointQueueCapacity { get; set; } = 50000;
+    /// <summary>Frames (with their encoded points) waiting for the InfluxDB writer; when full, decoding waits.</summary>
+    public int FrameQueueCapacity { get; set; } = 10000;
+
+    /// <summary>The earlier name of the queue bound, counted in points; refused at start-up with the new name.</summary>
+    public int? PointQueueCapacity { get; set; }
 
     /// <summary>Larger payloads are quarantined (payload_too_large) with their first bytes kept.</summary>
     public int MaxPayloadBytes { get; set; } = 256 * 1024;
 }
 
 /// <summary>
-/// A point for the writer, with the journal sequence of the frame it came from: already encoded
-/// (<see cref="Line"/>, from the pipeline) or as a <see cref="Point"/> (exchange and federation,
-/// sequence -1). An item with neither marks a frame that produced no point (all quarantined), so
-/// its sequence can be committed too.
+/// Every point one journal frame produced, encoded, for the writer: the hand-off between the
+/// pipeline and storage. The journal may forget the frame only once all <see cref="Count"/> of
+/// them are stored, whichever batches they travel in; a frame that produced none (every reading
+/// quarantined, a heartbeat) is stored as soon as the frames before it are. <see cref="Lines"/>
+/// is rented from <see cref="System.Buffers.ArrayPool{T}.Shared"/>; the writer returns it.
 /// </summary>
-public readonly record struct PipelineItem(Point? Point, long Sequence, EncodedPoint Line = default);
+public readonly record struct FramePoints(long Sequence, EncodedPoint[] Lines, int Count);
 
-/// <summary>The bounded queue between normaliser and writer. It waits when full: nothing is dropped for lack of room.</summary>
+/// <summary>The bounded queues between normaliser and writer. They wait when full: nothing is dropped for lack of room.</summary>
 public sealed class PipelineChannels
 {
+    /// <summary>Bound of <see cref="Points"/>: exchange releases and partner feeds, a few thousand points at a time.</summary>
+    public const int OwnPointCapacity = 10000;
+
     public PipelineChannels(IOptions<PipelineOptions> options)
     {
-        Points = Channel.CreateBounded<PipelineItem>(new BoundedChannelOptions(options.Value.PointQueueCapacity)
+        Frames = Channel.CreateBounded<FramePoints>(new BoundedChannelOptions(options.Value.FrameQueueCapacity)
         {
             FullMode = BoundedChannelFullMode.Wait,
             SingleReader = true,
+            SingleWriter = true,
         });
     }
 
-    public Channel<PipelineItem> Points { get; }
+    /// <summary>Frames from the journal, in journal order, with their points.</summary>
+    public Channel<FramePoints> Frames { get; }
 
-    /// <summary>Where the pipeline encodes the lines it queues in <see cref="Points"/>; the writer releases them.</summary>
+    /// <summary>Where the pipeline encodes the lines it queues in <see cref="Frames"/>; the writer releases them.</summary>
     public LineArena Lines { get; } = new();
+
+    /// <summary>Points that come from no journal frame (exchange releases, partner feeds): written as
+    /// they are, never committed. Writers wait for room.</summary>
+    public Channel<Point> Points { get; } = Channel.CreateBounded<Point>(new BoundedChannelOptions(OwnPointCapacity)
+    {
+        FullMode = BoundedChannelFullMode.Wait,
+        SingleReader = true,
+    });
 
     /// <summary>The gateway's own metrics, kept apart so that a full point queue (InfluxDB down) does not
     /// crowd them out: the writer adds them to its batches; the oldest go first if it cannot keep up.</summary>

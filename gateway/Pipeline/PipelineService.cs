@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Unicode;
 using CityGateway.Decoding;
 using CityGateway.Health;
@@ -48,7 +49,7 @@ public sealed partial class PipelineService : BackgroundService
         var readings = new List<Reading>(32);
         var points = new List<Point>(8);
         var lines = new List<EncodedPoint>(8);
-        var writer = _channels.Points.Writer;
+        var writer = _channels.Frames.Writer;
         // The sources stop before this service (reverse start order): at shutdown, close the log
         // and finish what is in it, so the writer can store it within the shutdown deadline.
         using var onStop = stoppingToken.Register(_log.Complete);
@@ -64,20 +65,23 @@ public sealed partial class PipelineService : BackgroundService
                 if (waited) await Task.Delay(ReadCoalesce, CancellationToken.None);
                 var (sequence, frame) = logged;
                 Handle(frame, readings, points, lines);
-                if (lines.Count == 0)
-                {
-                    await WriteAsync(writer, new PipelineItem(null, sequence));
-                }
-                else
-                {
-                    foreach (var line in lines) await WriteAsync(writer, new PipelineItem(null, sequence, line));
-                }
+                var item = new FramePoints(sequence, Rent(lines), lines.Count);
+                if (!writer.TryWrite(item)) await writer.WriteAsync(item, CancellationToken.None);
             }
         }
         finally
         {
             writer.TryComplete();
         }
+    }
+
+    /// <summary>The frame's lines in an array of the shared pool, which the writer returns.</summary>
+    private static EncodedPoint[] Rent(List<EncodedPoint> lines)
+    {
+        if (lines.Count == 0) return [];
+        var array = ArrayPool<EncodedPoint>.Shared.Rent(lines.Count);
+        lines.CopyTo(array);
+        return array;
     }
 
     /// <summary>
@@ -108,9 +112,6 @@ public sealed partial class PipelineService : BackgroundService
         foreach (var p in points) lines.Add(_channels.Lines.Append(p));
         _normaliser.Recycle(points);
     }
-
-    private static ValueTask WriteAsync(System.Threading.Channels.ChannelWriter<PipelineItem> writer, PipelineItem item) =>
-        writer.TryWrite(item) ? ValueTask.CompletedTask : writer.WriteAsync(item, CancellationToken.None);
 
     internal void Process(RawFrame frame, List<Reading> readings, List<Point> points)
     {

@@ -11,15 +11,17 @@ using Microsoft.Extensions.Options;
 namespace CityGateway.Storage.Influx;
 
 /// <summary>
-/// Batches points by count and interval and writes them. The status code decides: 2xx done; 413
-/// split the batch; 400/422 (a point InfluxDB refuses) split until the offending points are
+/// Batches points and writes them: whole frames where they fit, the rest of a frame in the next
+/// batch; the journal commits a frame only once every point of it is stored. The status code
+/// decides: 2xx done; 413 split the batch; 400/422 (a point InfluxDB refuses) split until the offending points are
 /// isolated, quarantine them with the server's message, keep the rest; 401/403 stop and retry
 /// slowly, loudly; 429/5xx/network errors back off with jitter (Retry-After respected) and retry
 /// the same batch, so data waits in the queues and the broker rather than being dropped.
 /// </summary>
 public sealed partial class InfluxWriterService : BackgroundService
 {
-    private readonly ChannelReader<PipelineItem> _points;
+    private readonly ChannelReader<FramePoints> _frames;
+    private readonly ChannelReader<Point> _points;
     private readonly ChannelReader<Point> _self;
     private readonly IFrameLog _log;
     private readonly InfluxClient _client;
@@ -32,12 +34,18 @@ public sealed partial class InfluxWriterService : BackgroundService
     private readonly LineArena _pipelineLines;
     /// <summary>Lines of the points that come unencoded (self-metrics, exchange, federation).</summary>
     private readonly LineArena _ownLines = new();
-    private static readonly TimeSpan CollectSlice = TimeSpan.FromMilliseconds(20);
+    private readonly TimeSpan _interval;
+    private CancellationTokenSource _tick = new();
+    /// <summary>The frame whose points are being batched; its rest goes in the next batch.</summary>
+    private FramePoints _carry;
+    private int _carryTaken;
 
     public InfluxWriterService(PipelineChannels channels, IFrameLog log, InfluxClient client, IOptions<InfluxOptions> options,
         QuarantineStore quarantine, GatewayMetrics metrics, GatewayHealth health, ILogger<InfluxWriterService> logger)
     {
+        _frames = channels.Frames.Reader;
         _points = channels.Points.Reader;
+        _interval = TimeSpan.FromMilliseconds(Math.Max(10, options.Value.FlushIntervalMs));
         _pipelineLines = channels.Lines;
         _self = channels.SelfMetrics.Reader;
         _log = log;
@@ -54,47 +62,76 @@ public sealed partial class InfluxWriterService : BackgroundService
         _ = Task.Run(() => PingLoopAsync(stoppingToken), CancellationToken.None);
         await EnsureDatabaseAsync(stoppingToken);
         var batch = new List<EncodedPoint>(_options.BatchSize);
-        long batchSequence = -1;
-        var interval = TimeSpan.FromMilliseconds(Math.Max(10, _options.FlushIntervalMs));
-        // The loop ends when the pipeline completes the channel (shutdown), after writing what is left.
-        while (true)
+        bool commitStopped = false;
+        // Whatever gathered while the previous write was in flight is the next batch: small batches
+        // and short delays at low load, full batches at high load. The loop ends when the pipeline
+        // completes its channel (shutdown), after writing what is left.
+        while (await WaitForWorkAsync())
         {
-            bool more;
-            try
-            {
-                // Wake for data points, or every flush interval for the gateway's own metrics.
-                using var tick = new CancellationTokenSource(interval);
-                more = await _points.WaitToReadAsync(tick.Token);
-            }
-            catch (OperationCanceledException) { more = true; }
-            catch (ChannelClosedException) { more = false; }
-            if (!more) break;
-            var deadline = Stopwatch.GetTimestamp() + (long)(interval.TotalSeconds * Stopwatch.Frequency);
-            while (batch.Count < _options.BatchSize)
-            {
-                while (batch.Count < _options.BatchSize && _points.TryRead(out var item))
-                {
-                    if (item.Point is not null) batch.Add(_ownLines.Append(item.Point));
-                    else if (item.Line.Chunk is not null) batch.Add(item.Line);
-                    if (item.Sequence > batchSequence) batchSequence = item.Sequence;
-                }
-                if (batch.Count >= _options.BatchSize) break;
-                var now = Stopwatch.GetTimestamp();
-                if (deadline <= now || _points.Completion.IsCompleted) break;
-                // Collect in slices rather than waking for every point: at low rates this saves a
-                // thread wake-up per point; at high rates the batch fills within a slice anyway.
-                var slice = TimeSpan.FromTicks(Math.Min(Stopwatch.GetElapsedTime(now, deadline).Ticks, CollectSlice.Ticks));
-                await Task.Delay(slice, CancellationToken.None);
-            }
-            while (batch.Count < _options.BatchSize * 2 && _self.TryRead(out var own)) batch.Add(_ownLines.Append(own));
-            bool stored = batch.Count == 0 || await WriteBatchAsync(batch, stoppingToken);
+            long stored = Fill(batch);
+            bool written = batch.Count == 0 || await WriteBatchAsync(batch, stoppingToken);
+            // A batch not written (shutdown with InfluxDB down) stays in the journal, and so must
+            // everything after it: committing a later frame would commit this one too.
+            if (!written) commitStopped = true;
             // Only now may the journal forget these frames; a batch not stored stays for the next start.
-            if (stored && batchSequence >= 0) _log.Commit(batchSequence);
+            if (written && !commitStopped && stored >= 0) _log.Commit(stored);
             Release(batch);
             batch.Clear();
-            batchSequence = -1;
         }
         LogStopped(_metrics.PointsWritten);
+    }
+
+    /// <summary>True when there is something to write, or the flush interval passed (the gateway's
+    /// own metrics and exchange points go out then); false once the pipeline is done and all is written.</summary>
+    private async ValueTask<bool> WaitForWorkAsync()
+    {
+        if (_carry.Lines is not null || _frames.TryPeek(out _) || _points.TryPeek(out _)) return true;
+        try
+        {
+            _tick.CancelAfter(_interval);
+            bool more = await _frames.WaitToReadAsync(_tick.Token);
+            return more || _points.TryPeek(out _);
+        }
+        catch (OperationCanceledException) { return true; }
+        finally
+        {
+            if (!_tick.TryReset()) _tick = new CancellationTokenSource();
+        }
+    }
+
+    /// <summary>
+    /// Fills <paramref name="batch"/> with up to BatchSize points of whole or partial frames, then
+    /// exchange points and the gateway's own metrics. A frame whose points do not all fit goes on in
+    /// the next batch. Returns the sequence of the last frame all of whose points are now in a batch
+    /// (this one or an earlier one), or -1 when this batch completes none.
+    /// </summary>
+    private long Fill(List<EncodedPoint> batch)
+    {
+        long complete = -1;
+        int size = _options.BatchSize;
+        while (batch.Count < size)
+        {
+            if (_carry.Lines is null)
+            {
+                if (!_frames.TryRead(out var next)) break;
+                _carry = next;
+                _carryTaken = 0;
+            }
+            int take = Math.Min(_carry.Count - _carryTaken, size - batch.Count);
+            for (int i = 0; i < take; i++) batch.Add(_carry.Lines[_carryTaken + i]);
+            _carryTaken += take;
+            if (_carryTaken < _carry.Count) break;
+            complete = _carry.Sequence;
+            if (_carry.Count > 0)
+            {
+                Array.Clear(_carry.Lines, 0, _carry.Count);
+                ArrayPool<EncodedPoint>.Shared.Return(_carry.Lines);
+            }
+            _carry = default;
+        }
+        while (batch.Count < size && _points.TryRead(out var point)) batch.Add(_ownLines.Append(point));
+        while (batch.Count < size * 2 && _self.TryRead(out var own)) batch.Add(_ownLines.Append(own));
+        return complete;
     }
 
     /// <summary>The batch's lines are done with: their chunks go back for reuse.</summary>

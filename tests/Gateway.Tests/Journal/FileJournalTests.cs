@@ -117,6 +117,27 @@ public sealed class FileJournalTests
     }
 
     [Fact]
+    public async Task The_reader_moves_on_from_a_recovered_segment_deleted_by_a_commit()
+    {
+        using var dir = new TempDir("journal");
+        long lastOfFirstRun;
+        using (var journal = new FileJournal(Options(dir.Path, segmentBytes: 4096), NullLogger.Instance))
+        {
+            lastOfFirstRun = -1;
+            for (int i = 0; i < 30; i++) lastOfFirstRun = journal.Append(Frame(i, 200));
+        }
+        using (var journal = new FileJournal(Options(dir.Path, segmentBytes: 1 << 20), NullLogger.Instance))
+        {
+            // Replay every recovered frame, commit them all (their segments are deleted), then a new one arrives.
+            for (long s = 0; s <= lastOfFirstRun; s++) Assert.Equal(s, (await journal.ReadAsync(CancellationToken.None))!.Value.Sequence);
+            journal.Commit(lastOfFirstRun);
+            long next = journal.Append(Frame(99, 200));
+            Assert.Equal(lastOfFirstRun + 1, next);
+            Assert.Equal(next, (await journal.ReadAsync(CancellationToken.None))!.Value.Sequence);
+        }
+    }
+
+    [Fact]
     public async Task Reader_waits_for_appends_from_another_thread()
     {
         using var dir = new TempDir("journal");
