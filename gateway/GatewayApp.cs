@@ -1,4 +1,5 @@
 using CityGateway.Configuration;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Exchange;
 using CityGateway.Exchange.Signing;
@@ -67,6 +68,9 @@ public static class GatewayApp
         services.AddSingleton<IValidateOptions<InfluxOptions>, InfluxOptionsValidator>();
         services.AddSingleton<IValidateOptions<PipelineOptions>, PipelineOptionsValidator>();
 
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<GatewayClock>();
+        services.AddSingleton(new StringPool(StringPool.ProcessCapacity));
         services.AddSingleton(new DecoderCatalog());
         // Serial ports first: each has a route of its own, for its frames only.
         services.AddSingleton(sp => new RouteTable(
@@ -76,12 +80,12 @@ public static class GatewayApp
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<GatewayHealth>();
         services.AddSingleton<QuarantineStore>();
-        services.AddSingleton<PipelineChannels>();
+        services.AddSingleton(sp => new WriterQueues(sp.GetRequiredService<IOptions<PipelineOptions>>().Value.FrameQueueCapacity));
         services.AddSingleton<IFrameLog>(sp =>
         {
             var o = sp.GetRequiredService<IOptions<JournalOptions>>().Value;
             return o.Enabled
-                ? new FileJournal(o, sp.GetRequiredService<ILoggerFactory>().CreateLogger<FileJournal>())
+                ? new FileJournal(o, sp.GetRequiredService<ILoggerFactory>().CreateLogger<FileJournal>(), sp.GetRequiredService<StringPool>())
                 : new MemoryFrameLog(o.MemoryQueueCapacity);
         });
         services.AddSingleton<RegistryHolder>();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using CityGateway.Decoding.Serial;
+using CityGateway.Routing;
 
 namespace CityGateway.Simulators;
 

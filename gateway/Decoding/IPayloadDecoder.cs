@@ -1,3 +1,4 @@
+using CityGateway.Core;
 using CityGateway.Routing;
 
 namespace CityGateway.Decoding;
@@ -21,8 +22,9 @@ public sealed record DecodeError(string Reason, string Detail);
 
 public readonly struct DecodeContext
 {
-    public DecodeContext(TopicRoute route, string topic, long receivedAtNs)
+    public DecodeContext(TopicRoute route, string topic, long receivedAtNs, StringPool names)
     {
+        Names = names;
         Route = route;
         Topic = topic;
         ReceivedAtNs = receivedAtNs;
@@ -32,9 +34,12 @@ public readonly struct DecodeContext
     public string Topic { get; }
     public long ReceivedAtNs { get; }
 
+    /// <summary>The strings of names and ids that repeat message after message (the process's pool).</summary>
+    public StringPool Names { get; }
+
     /// <summary>Device id from the topic template ({device}), if the route has one.</summary>
     public string? TopicDevice =>
-        Topics.TryGetLevel(Route.Topic, Topic, "device", out var level) ? StringPool.Shared.Get(level) : null;
+        Topics.TryGetLevel(Route.Topic, Topic, "device", out var level) ? Names.Get(level) : null;
 }
 
 public static class QuarantineReasons

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CityGateway.Core;
 
 namespace CityGateway.Decoding;
 
@@ -17,7 +18,7 @@ public static class JsonValues
     /// flattened with '.' (sensor.temperature); arrays are reported as unsupported; null means "no
     /// reading" and is skipped. The device id is filled in later by the caller.
     /// </summary>
-    public static void ReadField(ref Utf8JsonReader reader, string name, List<Reading> readings)
+    public static void ReadField(ref Utf8JsonReader reader, string name, List<Reading> readings, StringPool names)
     {
         switch (reader.TokenType)
         {
@@ -38,7 +39,7 @@ public static class JsonValues
             case JsonTokenType.Null:
                 break;
             case JsonTokenType.StartObject:
-                ReadObject(ref reader, name + ".", readings);
+                ReadObject(ref reader, name + ".", readings, names);
                 break;
             case JsonTokenType.StartArray:
                 reader.Skip();
@@ -50,15 +51,15 @@ public static class JsonValues
     }
 
     /// <summary>Reads every property of the object the reader is positioned on (StartObject).</summary>
-    public static void ReadObject(ref Utf8JsonReader reader, string prefix, List<Reading> readings)
+    public static void ReadObject(ref Utf8JsonReader reader, string prefix, List<Reading> readings, StringPool names)
     {
         int start = readings.Count;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var name = prefix.Length == 0 ? StringPool.Shared.Get(ref reader) : prefix + reader.GetString();
+            var name = prefix.Length == 0 ? names.Get(ref reader) : prefix + reader.GetString();
             reader.Read();
             RejectDuplicate(readings, start, name);
-            ReadField(ref reader, name, readings);
+            ReadField(ref reader, name, readings, names);
         }
     }
 
@@ -70,10 +71,10 @@ public static class JsonValues
     }
 
     /// <summary>Reads a string or number value as text (device ids, tags); these repeat, so they come from the pool.</summary>
-    public static string? ReadScalarText(ref Utf8JsonReader reader) => reader.TokenType switch
+    public static string? ReadScalarText(ref Utf8JsonReader reader, StringPool names) => reader.TokenType switch
     {
-        JsonTokenType.String => StringPool.Shared.Get(ref reader),
-        JsonTokenType.Number => StringPool.Shared.Get(reader.ValueSpan),
+        JsonTokenType.String => names.Get(ref reader),
+        JsonTokenType.Number => names.Get(reader.ValueSpan),
         JsonTokenType.Null => null,
         _ => throw new JsonException($"expected a string or a number, found {reader.TokenType}"),
     };

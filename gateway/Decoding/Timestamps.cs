@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Globalization;
 using System.Text.Json;
+using CityGateway.Core;
 
 namespace CityGateway.Decoding;
 
@@ -41,7 +42,7 @@ public static class Timestamps
             }
             if (format is "auto" or "iso8601" && Utf8Parser.TryParse(span, out DateTimeOffset dto, out int used, 'O') && used == span.Length)
             {
-                if (Pipeline.UnixTime.TryToNs(dto, out ns)) return true;
+                if (UnixTime.TryToNs(dto, out ns)) return true;
                 error = OutOfRange(System.Text.Encoding.UTF8.GetString(span));
                 return false;
             }
@@ -69,7 +70,7 @@ public static class Timestamps
             if (DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture,
                     DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var dto))
             {
-                if (Pipeline.UnixTime.TryToNs(dto, out ns)) return true;
+                if (UnixTime.TryToNs(dto, out ns)) return true;
                 error = OutOfRange(s);
                 return false;
             }
@@ -104,7 +105,7 @@ public static class Timestamps
                 DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out dto)) return Rfc3339.NotRfc3339;
         long fracNs = long.Parse(frac, CultureInfo.InvariantCulture);
         for (int i = frac.Length; i < 9; i++) fracNs *= 10;
-        if (!Pipeline.UnixTime.TryToNs(dto, out var wholeNs) || wholeNs > long.MaxValue - fracNs) return Rfc3339.OutOfRange;
+        if (!UnixTime.TryToNs(dto, out var wholeNs) || wholeNs > long.MaxValue - fracNs) return Rfc3339.OutOfRange;
         ns = wholeNs + fracNs;
         return Rfc3339.Parsed;
     }

@@ -1,8 +1,8 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using CityGateway.Core;
 using CityGateway.Exchange.Signing;
-using CityGateway.Pipeline;
 using CityGateway.Storage.Influx;
 using Microsoft.Extensions.Options;
 
@@ -17,7 +17,7 @@ namespace CityGateway.Exchange;
 /// </summary>
 public sealed partial class FederationClient(
     IOptions<ExchangeOptions> options,
-    PipelineChannels channels,
+    WriterQueues channels,
     ILogger<FederationClient> logger) : BackgroundService
 {
     private readonly ExchangeOptions _options = options.Value;

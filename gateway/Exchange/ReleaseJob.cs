@@ -3,10 +3,10 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using CityGateway.Core;
 using CityGateway.Exchange.Audit;
 using CityGateway.Exchange.Privacy;
 using CityGateway.Exchange.Signing;
-using CityGateway.Pipeline;
 using CityGateway.Storage.Influx;
 using Microsoft.Extensions.Options;
 
@@ -23,7 +23,7 @@ namespace CityGateway.Exchange;
 public sealed partial class ReleaseJob(
     ExchangeContext exchange,
     InfluxClient influx,
-    PipelineChannels channels,
+    WriterQueues channels,
     IOptions<ExchangeOptions> options,
     ILogger<ReleaseJob> logger) : BackgroundService
 {

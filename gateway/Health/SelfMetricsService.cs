@@ -1,5 +1,5 @@
+using CityGateway.Core;
 using CityGateway.Journal;
-using CityGateway.Pipeline;
 using CityGateway.Quarantine;
 using CityGateway.Storage.Influx;
 using Microsoft.Extensions.Options;
@@ -24,7 +24,7 @@ public sealed class SelfMetricsOptions
 /// state of the broker and InfluxDB connections. Counters are cumulative since start.
 /// </summary>
 public sealed partial class SelfMetricsService(
-    PipelineChannels channels,
+    WriterQueues channels,
     IFrameLog log,
     Sources.Serial.SerialStatus serial,
     GatewayMetrics metrics,
@@ -32,6 +32,7 @@ public sealed partial class SelfMetricsService(
     QuarantineStore quarantine,
     IOptions<SelfMetricsOptions> options,
     IOptions<Sources.Mqtt.MqttConnectionOptions> mqtt,
+    GatewayClock clock,
     ILogger<SelfMetricsService> logger) : BackgroundService
 {
     private long _lastQuarantined;
@@ -58,7 +59,7 @@ public sealed partial class SelfMetricsService(
 
     internal void Emit()
     {
-        long now = UnixTime.NowNs();
+        long now = clock.NowNs();
         var tags = new KeyValuePair<string, string>[] { new("instance", Instance) };
         var p = new Point("gateway", tags, now) { Origin = "self" };
         p.Fields.Add(PointField.Of("received", metrics.Received));

@@ -1,5 +1,5 @@
+using CityGateway.Core;
 using CityGateway.Normalisation;
-using CityGateway.Pipeline;
 using CityGateway.Storage.Influx;
 
 namespace CityGateway.Health;
@@ -10,7 +10,7 @@ namespace CityGateway.Health;
 /// registry changes, and every ten minutes, so that map panels find them in any recent time range.
 /// Only sites whose devices have coordinates are written.
 /// </summary>
-public sealed class SiteCatalogService(RegistryHolder registry, PipelineChannels channels) : BackgroundService
+public sealed class SiteCatalogService(RegistryHolder registry, WriterQueues channels, GatewayClock clock) : BackgroundService
 {
     private static readonly TimeSpan Refresh = TimeSpan.FromMinutes(10);
 
@@ -24,7 +24,7 @@ public sealed class SiteCatalogService(RegistryHolder registry, PipelineChannels
             var current = registry.Current;
             if (!ReferenceEquals(current, written) || DateTimeOffset.UtcNow - lastWrite >= Refresh)
             {
-                foreach (var p in Points(current, UnixTime.NowNs())) channels.SelfMetrics.Writer.TryWrite(p);
+                foreach (var p in Points(current, clock.NowNs())) channels.SelfMetrics.Writer.TryWrite(p);
                 written = current;
                 lastWrite = DateTimeOffset.UtcNow;
             }

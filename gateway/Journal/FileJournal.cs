@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
-using CityGateway.Pipeline;
+using CityGateway.Core;
 
 namespace CityGateway.Journal;
 
@@ -24,6 +24,7 @@ public sealed partial class FileJournal : IFrameLog
     private const string LockFile = "journal.lock";
 
     private readonly JournalOptions _options;
+    private readonly StringPool _names;
     private readonly ILogger _logger;
     private readonly string _dir;
     private readonly object _appendLock = new();
@@ -57,8 +58,11 @@ public sealed partial class FileJournal : IFrameLog
         public long Count;
     }
 
-    public FileJournal(JournalOptions options, ILogger logger)
+    /// <param name="names">Where the sources and topics of the frames read back are pooled (the
+    /// process's pool in the gateway; one of the journal's own when not given).</param>
+    public FileJournal(JournalOptions options, ILogger logger, StringPool? names = null)
     {
+        _names = names ?? new StringPool(4096);
         _options = options;
         _logger = logger;
         _dir = System.IO.Path.GetFullPath(options.Path);
@@ -335,7 +339,7 @@ public sealed partial class FileJournal : IFrameLog
         return new LoggedFrame(_readSequence++, frame);
     }
 
-    private static RawFrame Decode(ReadOnlySpan<byte> body)
+    private RawFrame Decode(ReadOnlySpan<byte> body)
     {
         int p = 0;
         byte version = body[p++];
@@ -346,9 +350,9 @@ public sealed partial class FileJournal : IFrameLog
         long received = BinaryPrimitives.ReadInt64LittleEndian(body[p..]); p += 8;
         int original = BinaryPrimitives.ReadInt32LittleEndian(body[p..]); p += 4;
         // Sources and topics repeat frame after frame: pooled, they cost no string each.
-        var source = Decoding.StringPool.Shared.Get(body.Slice(p, sourceLength)); p += sourceLength;
+        var source = _names.Get(body.Slice(p, sourceLength)); p += sourceLength;
         int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(body[p..]); p += 2;
-        var topic = Decoding.StringPool.Shared.Get(body.Slice(p, topicLength)); p += topicLength;
+        var topic = _names.Get(body.Slice(p, topicLength)); p += topicLength;
         var payload = body[p..].ToArray();
         return new RawFrame(source, topic, payload, received, qos, original);
     }

@@ -1,4 +1,4 @@
-using CityGateway.Pipeline;
+using CityGateway.Core;
 
 namespace CityGateway.Journal;
 

@@ -1,5 +1,5 @@
 using System.Threading.Channels;
-using CityGateway.Pipeline;
+using CityGateway.Core;
 
 namespace CityGateway.Journal;
 

@@ -1,5 +1,5 @@
+using CityGateway.Core;
 using CityGateway.Decoding;
-using CityGateway.Pipeline;
 using CityGateway.Quarantine;
 using CityGateway.Routing;
 using CityGateway.Storage.Influx;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Unicode;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Health;
 using CityGateway.Journal;
@@ -18,7 +19,7 @@ namespace CityGateway.Pipeline;
 public sealed partial class PipelineService : BackgroundService
 {
     private readonly IFrameLog _log;
-    private readonly PipelineChannels _channels;
+    private readonly WriterQueues _channels;
     private readonly RouteTable _routes;
     private readonly Normaliser _normaliser;
     private readonly QuarantineStore _quarantine;
@@ -26,11 +27,15 @@ public sealed partial class PipelineService : BackgroundService
     private readonly PipelineOptions _options;
     private readonly long _maxAgeNs;
     private readonly ILogger<PipelineService> _logger;
+    private readonly GatewayClock _clock;
+    private readonly StringPool _names;
     private static readonly TimeSpan ReadCoalesce = TimeSpan.FromMilliseconds(2);
 
-    public PipelineService(IFrameLog log, PipelineChannels channels, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
-        GatewayMetrics metrics, IOptions<PipelineOptions> options, IOptions<JournalOptions> journal, ILogger<PipelineService> logger)
+    public PipelineService(IFrameLog log, WriterQueues channels, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
+        GatewayMetrics metrics, IOptions<PipelineOptions> options, IOptions<JournalOptions> journal, GatewayClock clock, StringPool names, ILogger<PipelineService> logger)
     {
+        _clock = clock;
+        _names = names;
         _log = log;
         _channels = channels;
         _routes = routes;
@@ -86,7 +91,7 @@ public sealed partial class PipelineService : BackgroundService
 
     /// <summary>
     /// One frame from the journal to line protocol: checked for age, decoded, normalised, and its
-    /// points encoded into <see cref="PipelineChannels.Lines"/>, replacing the contents of
+    /// points encoded into <see cref="WriterQueues.Lines"/>, replacing the contents of
     /// <paramref name="lines"/>. The other lists are scratch space reused between frames.
     /// </summary>
     internal void Handle(RawFrame frame, List<Reading> readings, List<Point> points, List<EncodedPoint> lines)
@@ -96,7 +101,7 @@ public sealed partial class PipelineService : BackgroundService
         lines.Clear();
         try
         {
-            if (frame.ReceivedAtNs < UnixTime.NowNs() - _maxAgeNs && !frame.IsReplay)
+            if (frame.ReceivedAtNs < _clock.NowNs() - _maxAgeNs && !frame.IsReplay)
                 _quarantine.Add(QuarantineReasons.JournalExpired,
                     $"received {UnixTime.FromNs(frame.ReceivedAtNs):O}, not stored within Gateway:Journal:MaxAge; replay it from the quarantine",
                     frame);
@@ -132,7 +137,7 @@ public sealed partial class PipelineService : BackgroundService
             _quarantine.Add(QuarantineReasons.InvalidUtf8, "payload is not valid UTF-8", frame, route.ToString());
             return;
         }
-        var context = new DecodeContext(route, frame.Topic, frame.ReceivedAtNs);
+        var context = new DecodeContext(route, frame.Topic, frame.ReceivedAtNs, _names);
         var error = decoder.Decode(frame.Payload, context, readings);
         if (error is not null)
         {

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using CityGateway.Core;
 using CityGateway.Journal;
-using CityGateway.Pipeline;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 

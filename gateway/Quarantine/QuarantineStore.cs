@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
-using CityGateway.Pipeline;
+using CityGateway.Core;
 using Microsoft.Extensions.Options;
 
 namespace CityGateway.Quarantine;

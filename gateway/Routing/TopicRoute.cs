@@ -45,7 +45,18 @@ public sealed class TopicRoute
     public string Delimiter { get; set; } = ",";
 
     /// <summary>Text line formats: the NMEA-style *hh checksum policy.</summary>
-    public Decoding.Serial.ChecksumPolicy Checksum { get; set; } = Decoding.Serial.ChecksumPolicy.Optional;
+    public ChecksumPolicy Checksum { get; set; } = ChecksumPolicy.Optional;
 
     public override string ToString() => $"{Format}:{Filter}";
+}
+
+/// <summary>What a text line route does with a trailing NMEA-style *hh checksum.</summary>
+public enum ChecksumPolicy
+{
+    /// <summary>No checksum: a trailing *hh is part of the data.</summary>
+    None,
+    /// <summary>Verify a trailing *hh when present; lines without one are accepted.</summary>
+    Optional,
+    /// <summary>Every line must end in a valid *hh.</summary>
+    Required,
 }

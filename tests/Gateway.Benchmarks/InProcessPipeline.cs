@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Health;
 using CityGateway.Journal;
@@ -27,11 +28,11 @@ internal sealed class InProcessPipeline : IDisposable
     {
         var registry = DeviceRegistry.Build(registryFile, "benchmark");
         Quarantine = new QuarantineStore(Options.Create(new QuarantineOptions { Path = quarantinePath }), NullLogger<QuarantineStore>.Instance);
-        var channels = new PipelineChannels(Options.Create(new PipelineOptions()));
+        var channels = new WriterQueues();
         Lines = channels.Lines;
         _pipeline = new PipelineService(new MemoryFrameLog(16), channels, new RouteTable([.. GatewayRoutes(), .. extraRoutes], new DecoderCatalog()),
             new Normaliser(() => registry, new NormalisationOptions()), Quarantine, new GatewayMetrics(), Options.Create(new PipelineOptions()),
-            Options.Create(new JournalOptions()), NullLogger<PipelineService>.Instance);
+            Options.Create(new JournalOptions()), new GatewayClock(TimeProvider.System), new StringPool(StringPool.ProcessCapacity), NullLogger<PipelineService>.Instance);
     }
 
     public QuarantineStore Quarantine { get; }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Decoding.Serial;
 using CityGateway.Health;
@@ -150,7 +151,7 @@ internal static class PipelineBenchmark
 
         public static Setup Create(string format, int devices, TempDir dir)
         {
-            var now = UnixTime.NowNs();
+            var now = UnixTime.ToNs(DateTimeOffset.UtcNow);
             DeviceRegistryFile registry;
             List<RawFrame> frames = [];
             var routes = new List<TopicRoute>();

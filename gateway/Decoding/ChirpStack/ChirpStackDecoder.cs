@@ -26,7 +26,7 @@ public sealed class ChirpStackDecoder : IPayloadDecoder
             var seen = new SeenNames();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var key = StringPool.Shared.Get(ref reader);
+                var key = context.Names.Get(ref reader);
                 reader.Read();
                 if (!seen.Add(key)) throw new JsonException($"duplicate key '{key}'");
                 switch (key)
@@ -35,10 +35,10 @@ public sealed class ChirpStackDecoder : IPayloadDecoder
                         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("'deviceInfo' must be an object");
                         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                         {
-                            var k = StringPool.Shared.Get(ref reader);
+                            var k = context.Names.Get(ref reader);
                             reader.Read();
-                            if (k == "devEui") devEui = JsonValues.ReadScalarText(ref reader);
-                            else if (k == "deviceName") deviceName = JsonValues.ReadScalarText(ref reader);
+                            if (k == "devEui") devEui = JsonValues.ReadScalarText(ref reader, context.Names);
+                            else if (k == "deviceName") deviceName = JsonValues.ReadScalarText(ref reader, context.Names);
                             else reader.Skip();
                         }
                         break;
@@ -52,7 +52,7 @@ public sealed class ChirpStackDecoder : IPayloadDecoder
                         if (reader.TokenType == JsonTokenType.Null) break;
                         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("'object' must be a JSON object");
                         hasObject = true;
-                        JsonValues.ReadObject(ref reader, "", readings);
+                        JsonValues.ReadObject(ref reader, "", readings, context.Names);
                         break;
                     default:
                         reader.Skip();

@@ -25,12 +25,12 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
             var seen = new SeenNames();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var name = StringPool.Shared.Get(ref reader);
+                var name = context.Names.Get(ref reader);
                 reader.Read();
                 if (!seen.Add(name)) throw new JsonException($"duplicate key '{name}'");
                 if (name == route.DeviceField)
                 {
-                    device = JsonValues.ReadScalarText(ref reader);
+                    device = JsonValues.ReadScalarText(ref reader, context.Names);
                 }
                 else if (name == route.TimestampField)
                 {
@@ -44,11 +44,11 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
                 }
                 else if (route.TagFields.Contains(name))
                 {
-                    tags.Add(name, JsonValues.ReadScalarText(ref reader));
+                    tags.Add(name, JsonValues.ReadScalarText(ref reader, context.Names));
                 }
                 else
                 {
-                    JsonValues.ReadField(ref reader, name, readings);
+                    JsonValues.ReadField(ref reader, name, readings, context.Names);
                 }
             }
             JsonValues.ExpectEnd(ref reader);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CityGateway.Core;
 
 namespace CityGateway.Decoding.SenML;
 
@@ -40,22 +41,22 @@ public sealed class SenmlDecoder : IPayloadDecoder
                 var seen = new SeenNames();
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
-                    var key = StringPool.Shared.Get(ref reader);
+                    var key = context.Names.Get(ref reader);
                     reader.Read();
                     if (!seen.Add(key)) return Fail(readings, start, $"record {index} has key '{key}' twice");
                     switch (key)
                     {
-                        case "bn": rec.Bn = ExpectString(ref reader, key); break;
+                        case "bn": rec.Bn = ExpectString(ref reader, key, context.Names); break;
                         case "bt": rec.Bt = ExpectNumber(ref reader, key); break;
-                        case "bu": rec.Bu = ExpectString(ref reader, key); break;
+                        case "bu": rec.Bu = ExpectString(ref reader, key, context.Names); break;
                         case "bv": rec.Bv = ExpectNumber(ref reader, key); break;
                         case "bs": rec.Bs = ExpectNumber(ref reader, key); break;
                         case "bver":
                             // RFC 8428 §4.4: a pack of a newer version than we understand (10) must not be used.
                             if (ExpectNumber(ref reader, key) > 10) return Fail(readings, start, $"record {index}: SenML version (bver) above 10 is not supported");
                             break;
-                        case "n": rec.N = ExpectString(ref reader, key); break;
-                        case "u": rec.U = ExpectString(ref reader, key); break;
+                        case "n": rec.N = ExpectString(ref reader, key, context.Names); break;
+                        case "u": rec.U = ExpectString(ref reader, key, context.Names); break;
                         case "t": rec.T = ExpectNumber(ref reader, key); break;
                         case "ut": ExpectNumber(ref reader, key); break;
                         case "s": rec.S = ExpectNumber(ref reader, key); break;
@@ -64,14 +65,14 @@ public sealed class SenmlDecoder : IPayloadDecoder
                             if (reader.TokenType != JsonTokenType.Number) throw new JsonException($"'v' must be a number in record {index}");
                             if (reader.TryGetDouble(out var v) && double.IsFinite(v)) rec.V = v; else rec.VNonFinite = true;
                             break;
-                        case "vs": rec.ValueKeys++; rec.Vs = ExpectString(ref reader, key); break;
+                        case "vs": rec.ValueKeys++; rec.Vs = ExpectString(ref reader, key, context.Names); break;
                         case "vb":
                             rec.ValueKeys++;
                             if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
                                 throw new JsonException($"'vb' must be true or false in record {index}");
                             rec.Vb = reader.TokenType == JsonTokenType.True;
                             break;
-                        case "vd": rec.ValueKeys++; ExpectString(ref reader, key); rec.Vd = true; break;
+                        case "vd": rec.ValueKeys++; ExpectString(ref reader, key, context.Names); rec.Vd = true; break;
                         default:
                             // RFC 8428 §4.4: a key ending in '_' must be understood; others may be ignored.
                             if (key.EndsWith('_')) return Fail(readings, start, $"record {index} has must-understand key '{key}'");
@@ -93,7 +94,7 @@ public sealed class SenmlDecoder : IPayloadDecoder
                 if (bn.Length + (rec.N?.Length ?? 0) == 0) return Fail(readings, start, $"record {index} has no name (neither bn nor n)");
                 var unit = rec.U ?? bu;
                 topicDevice ??= context.TopicDevice ?? "";
-                var (device, field) = SplitName(bn, rec.N, unit, topicDevice.Length == 0 ? null : topicDevice);
+                var (device, field) = SplitName(bn, rec.N, unit, topicDevice.Length == 0 ? null : topicDevice, context.Names);
                 if (device is null)
                     return Fail(readings, start, QuarantineReasons.MissingDeviceId,
                         $"record {index}: no device id (no base name and no {{device}} in the route's topic template)");
@@ -147,14 +148,14 @@ public sealed class SenmlDecoder : IPayloadDecoder
     }
 
     /// <summary>Splits a SenML name into device and field (see the type's summary).</summary>
-    public static (string? Device, string Field) SplitName(string bn, string? n, string? unit, string? topicDevice)
+    public static (string? Device, string Field) SplitName(string bn, string? n, string? unit, string? topicDevice, StringPool names)
     {
         n ??= "";
         int length = bn.Length + n.Length;
         Span<char> joined = length <= 256 ? stackalloc char[length] : new char[length];
         bn.CopyTo(joined);
         n.CopyTo(joined[bn.Length..]);
-        if (TryDeviceUrnId(joined.TrimEnd(NameSeparators), out var urnId)) return (StringPool.Shared.Get(urnId), unit ?? "");
+        if (TryDeviceUrnId(joined.TrimEnd(NameSeparators), out var urnId)) return (names.Get(urnId), unit ?? "");
         ReadOnlySpan<char> device = topicDevice;
         bool hasDevice = topicDevice is not null;
         ReadOnlySpan<char> field = n;
@@ -194,7 +195,7 @@ public sealed class SenmlDecoder : IPayloadDecoder
         }
         if (hasDevice && device.StartsWith("urn:dev:", StringComparison.OrdinalIgnoreCase))
             device = device[(device.LastIndexOf(':') + 1)..];
-        return (!hasDevice || device.IsEmpty ? null : StringPool.Shared.Get(device), StringPool.Shared.Get(field));
+        return (!hasDevice || device.IsEmpty ? null : names.Get(device), names.Get(field));
     }
 
     private static readonly char[] NameSeparators = [':', '/', '.', '-', '_'];
@@ -222,8 +223,8 @@ public sealed class SenmlDecoder : IPayloadDecoder
         return new DecodeError(reason, detail);
     }
 
-    private static string ExpectString(ref Utf8JsonReader reader, string key) =>
-        reader.TokenType == JsonTokenType.String ? StringPool.Shared.Get(ref reader) : throw new JsonException($"'{key}' must be a string");
+    private static string ExpectString(ref Utf8JsonReader reader, string key, StringPool names) =>
+        reader.TokenType == JsonTokenType.String ? names.Get(ref reader) : throw new JsonException($"'{key}' must be a string");
 
     private static double ExpectNumber(ref Utf8JsonReader reader, string key)
     {

@@ -34,7 +34,7 @@ public sealed class CsvLineDecoder : IPayloadDecoder
             var value = rest[..end].Trim(" \t\r\n\v\f"u8);
             rest = i < columns.Count - 1 ? rest[(end + separator.Length)..] : default;
             if (value.Length == 0) continue;
-            if (TextValues.Special(route, columns[i], value, ref device, ref ts, ref tags, out var error))
+            if (TextValues.Special(route, context.Names, columns[i], value, ref device, ref ts, ref tags, out var error))
             {
                 if (error is not null)
                 {

@@ -31,10 +31,10 @@ public sealed class KeyValueLineDecoder : IPayloadDecoder
             int eq = token.IndexOf((byte)'=');
             if (eq <= 0 || eq == token.Length - 1)
                 return Fail(readings, start, $"'{Timestamps.Truncate(Encoding.UTF8.GetString(token))}' is not key=value");
-            var key = StringPool.Shared.Get(token[..eq]);
+            var key = context.Names.Get(token[..eq]);
             var value = token[(eq + 1)..];
             if (!seen.Add(key)) return Fail(readings, start, $"duplicate key '{Timestamps.Truncate(key)}'");
-            if (TextValues.Special(route, key, value, ref device, ref ts, ref tags, out var error))
+            if (TextValues.Special(route, context.Names, key, value, ref device, ref ts, ref tags, out var error))
             {
                 if (error is not null)
                 {

@@ -1,14 +1,6 @@
-namespace CityGateway.Decoding.Serial;
+using CityGateway.Routing;
 
-public enum ChecksumPolicy
-{
-    /// <summary>No checksum: a trailing *hh is part of the data.</summary>
-    None,
-    /// <summary>Verify a trailing *hh when present; lines without one are accepted.</summary>
-    Optional,
-    /// <summary>Every line must end in a valid *hh.</summary>
-    Required,
-}
+namespace CityGateway.Decoding.Serial;
 
 /// <summary>
 /// NMEA-style line checksum: "*" and two hex digits at the end of the line, the XOR of every byte

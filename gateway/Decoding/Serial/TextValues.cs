@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using CityGateway.Core;
 
 namespace CityGateway.Decoding.Serial;
 
@@ -20,13 +21,13 @@ internal static class TextValues
     }
 
     /// <summary>Handles a device, timestamp or tag key; false when <paramref name="key"/> is an ordinary field.</summary>
-    public static bool Special(Routing.TopicRoute route, string key, ReadOnlySpan<byte> value, ref string? device, ref long? ts,
+    public static bool Special(Routing.TopicRoute route, StringPool names, string key, ReadOnlySpan<byte> value, ref string? device, ref long? ts,
         ref TagList tags, out DecodeError? error)
     {
         error = null;
         if (key == route.DeviceField)
         {
-            device = StringPool.Shared.Get(value);
+            device = names.Get(value);
             return true;
         }
         if (key == route.TimestampField)
@@ -38,7 +39,7 @@ internal static class TextValues
         }
         if (route.TagFields.Contains(key))
         {
-            tags.Add(key, StringPool.Shared.Get(value));
+            tags.Add(key, names.Get(value));
             return true;
         }
         return false;

@@ -26,7 +26,7 @@ public sealed class TtsDecoder : IPayloadDecoder
             var seen = new SeenNames();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var key = StringPool.Shared.Get(ref reader);
+                var key = context.Names.Get(ref reader);
                 reader.Read();
                 if (!seen.Add(key)) throw new JsonException($"duplicate key '{key}'");
                 switch (key)
@@ -35,10 +35,10 @@ public sealed class TtsDecoder : IPayloadDecoder
                         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("'end_device_ids' must be an object");
                         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                         {
-                            var k = StringPool.Shared.Get(ref reader);
+                            var k = context.Names.Get(ref reader);
                             reader.Read();
-                            if (k == "device_id") deviceId = JsonValues.ReadScalarText(ref reader);
-                            else if (k == "dev_eui") devEui = JsonValues.ReadScalarText(ref reader);
+                            if (k == "device_id") deviceId = JsonValues.ReadScalarText(ref reader, context.Names);
+                            else if (k == "dev_eui") devEui = JsonValues.ReadScalarText(ref reader, context.Names);
                             else reader.Skip();
                         }
                         break;
@@ -51,13 +51,13 @@ public sealed class TtsDecoder : IPayloadDecoder
                         var seenInner = new SeenNames();
                         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                         {
-                            var k = StringPool.Shared.Get(ref reader);
+                            var k = context.Names.Get(ref reader);
                             reader.Read();
                             if (!seenInner.Add(k)) throw new JsonException($"duplicate key 'uplink_message.{k}'");
                             if (k == "decoded_payload" && reader.TokenType == JsonTokenType.StartObject)
                             {
                                 hasDecoded = true;
-                                JsonValues.ReadObject(ref reader, "", readings);
+                                JsonValues.ReadObject(ref reader, "", readings, context.Names);
                             }
                             else if (k == "decoded_payload" && reader.TokenType != JsonTokenType.Null)
                                 throw new JsonException("'decoded_payload' must be a JSON object");

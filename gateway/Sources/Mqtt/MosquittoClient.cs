@@ -1,3 +1,4 @@
+using CityGateway.Core;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -35,6 +36,7 @@ public sealed unsafe class MosquittoClient : IDisposable
     private static bool _initialised;
 
     private readonly MqttConnectionOptions _options;
+    private readonly StringPool _topics;
     private readonly string _host;
     private readonly int _port;
     private IntPtr _mosq;
@@ -44,8 +46,11 @@ public sealed unsafe class MosquittoClient : IDisposable
     private volatile bool _connected;
     private volatile bool _disposed;
 
-    public MosquittoClient(MqttConnectionOptions options)
+    /// <param name="topics">Where message topics are pooled (the process's pool in the gateway; one of
+    /// the client's own when not given).</param>
+    public MosquittoClient(MqttConnectionOptions options, StringPool? topics = null)
     {
+        _topics = topics ?? new StringPool(4096);
         _options = options;
         (_host, _port, var useTls) = options.ParseUrl();
         EnsureLibrary();
@@ -263,7 +268,7 @@ public sealed unsafe class MosquittoClient : IDisposable
         try
         {
             // Each device publishes on its own topic, again and again: the pool gives its string without allocating.
-            var topic = message->Topic is null ? "" : Decoding.StringPool.Shared.Get(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(message->Topic));
+            var topic = message->Topic is null ? "" : self._topics.Get(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(message->Topic));
             var payload = new ReadOnlySpan<byte>(message->Payload, message->PayloadLen);
             handler(new MqttIncoming(topic, payload, message->Qos, message->Retain));
         }

@@ -1,3 +1,4 @@
+using CityGateway.Core;
 using CityGateway.Health;
 using CityGateway.Journal;
 using CityGateway.Pipeline;
@@ -23,6 +24,8 @@ public sealed partial class MqttSource : BackgroundService
     private readonly GatewayMetrics _metrics;
     private readonly GatewayHealth _health;
     private readonly ILogger<MqttSource> _logger;
+    private readonly GatewayClock _clock;
+    private readonly StringPool _names;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _protocolFallback = new(0, 1);
     private readonly SemaphoreSlim _journalFull = new(0, 1);
@@ -33,8 +36,10 @@ public sealed partial class MqttSource : BackgroundService
 
     public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, IFrameLog log,
         IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
-        GatewayMetrics metrics, GatewayHealth health, ILogger<MqttSource> logger)
+        GatewayMetrics metrics, GatewayHealth health, GatewayClock clock, StringPool names, ILogger<MqttSource> logger)
     {
+        _clock = clock;
+        _names = names;
         _options = options.Value;
         _subscriptions = Subscriptions(routes.Routes, _options.SharedGroup);
         _log = log;
@@ -62,7 +67,7 @@ public sealed partial class MqttSource : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield(); // the first connect blocks; keep it off the host's start-up path
-        using var client = new MosquittoClient(_options);
+        using var client = new MosquittoClient(_options, _names);
         _client = client;
         client.Connected = OnConnected;
         client.Disconnected = OnDisconnected;
@@ -278,7 +283,7 @@ public sealed partial class MqttSource : BackgroundService
         int length = message.Payload.Length;
         // An oversized payload is kept only as far as the quarantine will store it.
         var bytes = (length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload).ToArray();
-        var frame = new RawFrame("mqtt", message.Topic, bytes, UnixTime.ReceiveNs(), message.Qos, length);
+        var frame = new RawFrame("mqtt", message.Topic, bytes, _clock.ReceiveNs(), message.Qos, length);
         _metrics.FrameReceived(length);
         Interlocked.Exchange(ref _lastMessageAt, Environment.TickCount64);
         for (int attempt = 0; ; attempt++)

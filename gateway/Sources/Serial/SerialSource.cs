@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Health;
 using CityGateway.Journal;
@@ -43,10 +44,12 @@ public sealed partial class SerialSource : BackgroundService
     private readonly GatewayMetrics _metrics;
     private readonly SerialStatus _status;
     private readonly ILogger<SerialSource> _logger;
+    private readonly GatewayClock _clock;
 
     public SerialSource(IOptions<SerialOptions> options, IFrameLog log, QuarantineStore quarantine, GatewayMetrics metrics,
-        SerialStatus status, ILogger<SerialSource> logger)
+        SerialStatus status, GatewayClock clock, ILogger<SerialSource> logger)
     {
+        _clock = clock;
         _options = options.Value;
         _log = log;
         _quarantine = quarantine;
@@ -132,7 +135,7 @@ public sealed partial class SerialSource : BackgroundService
 
     private void OnLine(SerialPortOptions options, SerialPortStatus status, ReadOnlySpan<byte> line, bool overlong, long length)
     {
-        var frame = new RawFrame("serial", options.Topic, line.ToArray(), UnixTime.ReceiveNs(), 0, (int)Math.Min(int.MaxValue, length));
+        var frame = new RawFrame("serial", options.Topic, line.ToArray(), _clock.ReceiveNs(), 0, (int)Math.Min(int.MaxValue, length));
         _metrics.FrameReceived((int)Math.Min(int.MaxValue, length));
         if (overlong)
         {

@@ -4,7 +4,6 @@ using System.Threading.Channels;
 using CityGateway.Decoding;
 using CityGateway.Health;
 using CityGateway.Journal;
-using CityGateway.Pipeline;
 using CityGateway.Quarantine;
 using Microsoft.Extensions.Options;
 
@@ -40,7 +39,7 @@ public sealed partial class InfluxWriterService : BackgroundService
     private FramePoints _carry;
     private int _carryTaken;
 
-    public InfluxWriterService(PipelineChannels channels, IFrameLog log, InfluxClient client, IOptions<InfluxOptions> options,
+    public InfluxWriterService(WriterQueues channels, IFrameLog log, InfluxClient client, IOptions<InfluxOptions> options,
         QuarantineStore quarantine, GatewayMetrics metrics, GatewayHealth health, ILogger<InfluxWriterService> logger)
     {
         _frames = channels.Frames.Reader;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Compression;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Normalisation;
 using CityGateway.Pipeline;
@@ -26,7 +27,7 @@ internal static class ExpectedLines
         var buffer = new ArrayBufferWriter<byte>(1 << 20);
         var batches = new List<byte[]>();
         int inBatch = 0;
-        long receivedNs = UnixTime.NowNs();
+        long receivedNs = UnixTime.ToNs(DateTimeOffset.UtcNow);
         foreach (var m in messages)
         {
             pipeline.Handle(new RawFrame("mqtt", m.Topic, m.Payload, receivedNs, 1, m.Payload.Length), lines);

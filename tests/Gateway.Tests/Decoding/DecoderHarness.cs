@@ -1,4 +1,5 @@
 using System.Text;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Routing;
 
@@ -23,7 +24,7 @@ internal static class DecoderHarness
         TopicRoute? route = null, string topic = "sensors/unit")
     {
         route ??= new TopicRoute { Filter = "#", Format = decoder.Format };
-        var context = new DecodeContext(route, topic, ReceivedAtNs);
+        var context = new DecodeContext(route, topic, ReceivedAtNs, new StringPool(1024));
         var readings = new List<Reading> { Sentinel };
         var error = decoder.Decode(payload, context, readings);
         Assert.True(readings.Count >= 1 && readings[0].DeviceId == Sentinel.DeviceId && readings[0].Field == Sentinel.Field,

@@ -1,3 +1,4 @@
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Decoding.SenML;
 using CityGateway.Routing;
@@ -75,7 +76,7 @@ public class SenmlDecoderTests
     [InlineData("pm25", null, null, "topic-dev", "topic-dev", "pm25")]
     public void SplitName_separates_device_and_field(string bn, string? n, string? unit, string? topicDevice, string device, string field)
     {
-        var (d, f) = SenmlDecoder.SplitName(bn, n, unit, topicDevice);
+        var (d, f) = SenmlDecoder.SplitName(bn, n, unit, topicDevice, new StringPool(64));
         Assert.Equal(device, d);
         Assert.Equal(field, f);
     }
@@ -83,7 +84,7 @@ public class SenmlDecoderTests
     [Fact]
     public void SplitName_without_base_name_or_topic_device_has_no_device()
     {
-        var (d, f) = SenmlDecoder.SplitName("", "temp", "Cel", null);
+        var (d, f) = SenmlDecoder.SplitName("", "temp", "Cel", null, new StringPool(64));
         Assert.Null(d);
         Assert.Equal("temp", f);
     }

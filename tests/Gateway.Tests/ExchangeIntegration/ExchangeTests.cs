@@ -9,6 +9,7 @@ using CityGateway.Exchange.Audit;
 using CityGateway.Exchange.Signing;
 using CityGateway.Normalisation;
 using CityGateway.Pipeline;
+using CityGateway.Storage.Influx;
 using CityGateway.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -211,7 +212,7 @@ public sealed class ExchangeTests(ServicesFixture services, ITestOutputHelper ou
         using (var forger = ReleaseSigner.Generate())
         {
             var options = Options.Create(new ExchangeOptions { CityId = "cityb", DataPath = cities.B.Dir.File("forged") });
-            using var client = new FederationClient(options, new PipelineChannels(Options.Create(new PipelineOptions())), NullLogger<FederationClient>.Instance);
+            using var client = new FederationClient(options, new WriterQueues(), NullLogger<FederationClient>.Instance);
             var accepted = await client.PullOnceAsync(new PartnerFeedOptions
             {
                 Id = "citya", WellKnownUrl = a.Url + "/.well-known/city-exchange", ApiKey = cities.A.KeyForPartner, PublicKeyPem = forger.PublicKeyPem,

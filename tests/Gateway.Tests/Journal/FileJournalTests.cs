@@ -1,4 +1,5 @@
 using System.Text;
+using CityGateway.Core;
 using CityGateway.Journal;
 using CityGateway.Pipeline;
 using CityGateway.Tests.Infrastructure;

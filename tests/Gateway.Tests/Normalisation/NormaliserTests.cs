@@ -1,4 +1,5 @@
 using System.Text;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Normalisation;
 using CityGateway.Pipeline;

@@ -1,6 +1,7 @@
 using CityGateway.Decoding;
+using CityGateway.Routing;
 
-namespace CityGateway.Routing;
+namespace CityGateway.Pipeline;
 
 /// <summary>Resolves a topic to its route and decoder: the first configured route whose filter matches.</summary>
 public sealed class RouteTable

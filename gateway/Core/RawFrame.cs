@@ -1,4 +1,4 @@
-namespace CityGateway.Pipeline;
+namespace CityGateway.Core;
 
 /// <summary>
 /// One message as a source received it. The receive time is stamped once, here, and travels

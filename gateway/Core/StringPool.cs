@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Text;
 using System.Text.Json;
 
-namespace CityGateway.Decoding;
+namespace CityGateway.Core;
 
 /// <summary>
 /// Strings for the names and identifiers that repeat in every message (field names, device ids,
@@ -15,8 +15,9 @@ public sealed class StringPool
 {
     private const int MaxPooledBytes = 128;
 
-    /// <summary>The pool the decoders share: room for every device id and field name of a large city's fleet.</summary>
-    public static readonly StringPool Shared = new(1 << 17);
+    /// <summary>The size of the process's pool, which the decoders, the journal and the MQTT source
+    /// share: room for every device id and field name of a large city's fleet.</summary>
+    public const int ProcessCapacity = 1 << 17;
 
     private sealed class Entry(byte[] utf8, string value, int hash)
     {

@@ -1,20 +1,6 @@
 using System.Threading.Channels;
-using CityGateway.Storage.Influx;
-using Microsoft.Extensions.Options;
 
-namespace CityGateway.Pipeline;
-
-public sealed class PipelineOptions
-{
-    /// <summary>Frames (with their encoded points) waiting for the InfluxDB writer; when full, decoding waits.</summary>
-    public int FrameQueueCapacity { get; set; } = 10000;
-
-    /// <summary>The earlier name of the queue bound, counted in points; refused at start-up with the new name.</summary>
-    public int? PointQueueCapacity { get; set; }
-
-    /// <summary>Larger payloads are quarantined (payload_too_large) with their first bytes kept.</summary>
-    public int MaxPayloadBytes { get; set; } = 256 * 1024;
-}
+namespace CityGateway.Storage.Influx;
 
 /// <summary>
 /// Every point one journal frame produced, encoded, for the writer: the hand-off between the
@@ -25,15 +11,17 @@ public sealed class PipelineOptions
 /// </summary>
 public readonly record struct FramePoints(long Sequence, EncodedPoint[] Lines, int Count);
 
-/// <summary>The bounded queues between normaliser and writer. They wait when full: nothing is dropped for lack of room.</summary>
-public sealed class PipelineChannels
+/// <summary>The bounded queues into the InfluxDB writer, its side of the hand-off from the pipeline.
+/// They wait when full: nothing is dropped for lack of room.</summary>
+public sealed class WriterQueues
 {
     /// <summary>Bound of <see cref="Points"/>: exchange releases and partner feeds, a few thousand points at a time.</summary>
     public const int OwnPointCapacity = 10000;
 
-    public PipelineChannels(IOptions<PipelineOptions> options)
+    /// <param name="frameCapacity">Bound of <see cref="Frames"/> (Gateway:Pipeline:FrameQueueCapacity).</param>
+    public WriterQueues(int frameCapacity = 10000)
     {
-        Frames = Channel.CreateBounded<FramePoints>(new BoundedChannelOptions(options.Value.FrameQueueCapacity)
+        Frames = Channel.CreateBounded<FramePoints>(new BoundedChannelOptions(frameCapacity)
         {
             FullMode = BoundedChannelFullMode.Wait,
             SingleReader = true,
