@@ -1,4 +1,3 @@
-using CityGateway.Configuration;
 using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Exchange;
@@ -38,80 +37,18 @@ public static class GatewayApp
             builder.Configuration.GetValue("Gateway:ShutdownTimeoutSeconds", 30)));
 
         var config = builder.Configuration.GetSection("Gateway");
+        // The stages, each binding and validating its own section. The data path starts writer,
+        // pipeline and sources in that order and stops them the other way round (DataPath).
         var services = builder.Services;
-        services.AddOptions<MqttConnectionOptions>().Bind(config.GetSection("Mqtt")).ValidateOnStart();
-        services.AddOptions<RoutesOptions>().Configure(o => config.GetSection("Routes").Bind(o.Routes)).ValidateOnStart();
-        services.AddOptions<RegistryOptions>().Bind(config.GetSection("Registry")).ValidateOnStart();
-        services.AddOptions<NormalisationOptions>().Bind(config.GetSection("Normalisation"));
-        services.AddOptions<InfluxOptions>().Bind(config.GetSection("Influx")).ValidateOnStart();
-        services.AddOptions<QuarantineOptions>().Bind(config.GetSection("Quarantine"));
-        services.AddOptions<PipelineOptions>().Bind(config.GetSection("Pipeline")).ValidateOnStart();
-        services.AddOptions<SelfMetricsOptions>().Bind(config.GetSection("SelfMetrics"));
-        services.AddOptions<OperationsOptions>().Bind(config.GetSection("Operations"));
-        services.AddOptions<SerialOptions>().Configure(o => config.GetSection("Serial:Ports").Bind(o.Ports)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<SerialOptions>, SerialOptionsValidator>();
-        services.AddSingleton<SerialStatus>();
-        var exchange = config.GetSection("Exchange").Get<ExchangeOptions>() ?? new ExchangeOptions();
-        services.AddOptions<ExchangeOptions>().Bind(config.GetSection("Exchange")).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<ExchangeOptions>, ExchangeOptionsValidator>();
-        if (exchange.SharesHere)
-        {
-            services.AddSingleton<ExchangeContext>();
-            ExchangeEndpoints.AddExchangeRateLimiting(services, exchange);
-        }
+        services.AddGatewayCore(config);
+        services.AddJournal(config);
+        services.AddMqttSource(config);
+        services.AddSerialSource(config);
+        services.AddPipeline(config);
+        services.AddQuarantine(config);
+        services.AddInfluxWriter(config);
+        var exchange = services.AddExchange(config);
         services.AddProblemDetails();
-        services.AddOptions<JournalOptions>().Bind(config.GetSection("Journal")).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<JournalOptions>, JournalOptionsValidator>();
-        services.AddSingleton<IValidateOptions<MqttConnectionOptions>, MqttOptionsValidator>();
-        services.AddSingleton<IValidateOptions<RoutesOptions>, RoutesOptionsValidator>();
-        services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
-        services.AddSingleton<IValidateOptions<InfluxOptions>, InfluxOptionsValidator>();
-        services.AddSingleton<IValidateOptions<PipelineOptions>, PipelineOptionsValidator>();
-
-        services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<GatewayClock>();
-        services.AddSingleton(new StringPool(StringPool.ProcessCapacity));
-        services.AddSingleton(new DecoderCatalog());
-        // Serial ports first: each has a route of its own, for its frames only.
-        services.AddSingleton(sp => new RouteTable(
-            sp.GetRequiredService<IOptions<SerialOptions>>().Value.Ports.Select(p => p.ToRoute())
-                .Concat(sp.GetRequiredService<IOptions<RoutesOptions>>().Value.Routes),
-            sp.GetRequiredService<DecoderCatalog>()));
-        services.AddSingleton<GatewayMetrics>();
-        services.AddSingleton<GatewayHealth>();
-        services.AddSingleton<QuarantineStore>();
-        services.AddSingleton(sp => new WriterQueues(sp.GetRequiredService<IOptions<PipelineOptions>>().Value.FrameQueueCapacity));
-        services.AddSingleton<IFrameLog>(sp =>
-        {
-            var o = sp.GetRequiredService<IOptions<JournalOptions>>().Value;
-            return o.Enabled
-                ? new FileJournal(o, sp.GetRequiredService<ILoggerFactory>().CreateLogger<FileJournal>(), sp.GetRequiredService<StringPool>())
-                : new MemoryFrameLog(o.MemoryQueueCapacity);
-        });
-        services.AddSingleton<RegistryHolder>();
-        services.AddSingleton(sp =>
-        {
-            var registry = sp.GetRequiredService<RegistryHolder>();
-            return new Normaliser(() => registry.Current, sp.GetRequiredService<IOptions<NormalisationOptions>>().Value);
-        });
-        services.AddSingleton(sp => new InfluxClient(sp.GetRequiredService<IOptions<InfluxOptions>>().Value));
-
-        // Hosted services stop in reverse order: the source stops intake first, then the pipeline
-        // drains into the writer, which writes what is left.
-        services.AddHostedService<InfluxWriterService>();
-        services.AddHostedService<PipelineService>();
-        services.AddSingleton<SelfMetricsService>();
-        services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());
-        services.AddHostedService(sp => sp.GetRequiredService<RegistryHolder>());
-        services.AddHostedService<SiteCatalogService>();
-        if (exchange.SharesHere) services.AddHostedService<ReleaseJob>();
-        if (exchange.FederatesHere)
-        {
-            services.AddSingleton<FederationClient>();
-            services.AddHostedService(sp => sp.GetRequiredService<FederationClient>());
-        }
-        if (config.GetValue("Mqtt:Enabled", true)) services.AddHostedService<MqttSource>();
-        services.AddHostedService<SerialSource>();
 
         var app = builder.Build();
         if ((exchange.Enabled || exchange.Partners.Count > 0) && !exchange.Publisher) ExchangeRoleLog.IngestOnly(app.Logger);
@@ -181,7 +118,8 @@ public static class GatewayApp
             // another instance is reported as the configuration error it is.
             _ = app.Services.GetRequiredService<IFrameLog>();
             await app.RunAsync();
-            return 0;
+            // Non-zero when a data-path stage failed (DataPath), so a supervisor sees it.
+            return Environment.ExitCode;
         }
         catch (OptionsValidationException e)
         {

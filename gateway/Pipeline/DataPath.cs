@@ -60,6 +60,7 @@ public sealed partial class DataPath(
             if (t.IsFaulted && !lifetime.ApplicationStopping.IsCancellationRequested)
             {
                 LogStageFailed(t.Exception!.GetBaseException(), stage);
+                Environment.ExitCode = 70; // EX_SOFTWARE: not a clean stop
                 lifetime.StopApplication();
             }
         }, TaskScheduler.Default);

@@ -15,7 +15,7 @@ namespace CityGateway.Sources.Mqtt;
 /// several instances split the messages; routing still matches the message's real topic. The broker's
 /// answer to each subscription is checked: a refused one is logged and makes /readyz fail.
 /// </summary>
-public sealed partial class MqttSource : BackgroundService
+public sealed partial class MqttSource : BackgroundService, IFrameSource
 {
     private readonly MqttConnectionOptions _options;
     private readonly (string Filter, int Qos)[] _subscriptions;

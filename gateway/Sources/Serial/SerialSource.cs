@@ -36,7 +36,7 @@ public sealed class SerialStatus
 /// vanishes (USB unplugged) is reopened with capped backoff, without restarting anything. At the
 /// journal's size bound the port is not read (the device's output waits in the tty's buffer).
 /// </summary>
-public sealed partial class SerialSource : BackgroundService
+public sealed partial class SerialSource : BackgroundService, IFrameSource
 {
     private readonly SerialOptions _options;
     private readonly IFrameLog _log;
