@@ -1,5 +1,7 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using CityGateway.Cli;
 using CityGateway.Simulators;
 
 return await SimulatorCommand.RunAsync(args);
@@ -15,61 +17,43 @@ namespace CityGateway.Simulators
 
         public const string PasswordVariable = "SIMULATOR_MQTT_PASSWORD";
 
-        private const string Usage = """
-            City sensor fleet simulator: publishes traffic, water and environment readings over MQTT
-            as flat JSON, SenML, ChirpStack v4 and The Things Stack v3 uplinks.
-
-            Usage: Simulators [options]
-                   Simulators serial --port PATH [options]   (line-delimited frames on a tty; serial --help)
-
-              --broker URL               MQTT broker (default mqtt://127.0.0.1:1883; mqtts:// for TLS)
-              --username NAME            MQTT user name
-              --password SECRET          MQTT password (or set SIMULATOR_MQTT_PASSWORD)
-              --client-id ID             MQTT client id (default city-simulator-<random>)
-              --city NAME                city id in the registry and LoRaWAN application names (default lumen)
-              --traffic N                traffic devices (default 10)
-              --water N                  water devices (default 10)
-              --environment N            environment devices (default 10)
-              --formats LIST             comma-separated: json,senml,chirpstack,tts (default all four)
-              --rate R                   messages per second across the fleet; 0 = as fast as possible (default 50)
-              --duration SECONDS         stop after this many seconds
-              --messages-per-device N    stop each device after N messages
-              --seed N                   random seed; the same seed gives the same devices and values (default 42)
-              --qos 0|1|2                publish QoS (default 1)
-              --curve-time TIME          evaluate the daily profiles at this fixed local time instead of now:
-                                         HH:mm (today) or an ISO 8601 date and time, e.g. 08:15 for rush hour
-              --max-in-flight N          unacknowledged publishes allowed at once (default 1000)
-              --connect-timeout SECONDS  give up when the broker is not reachable within this time (default 30)
-              --registry FILE            write the device registry here before publishing
-              --report FILE              write the run report here as JSON
-              --registry-only            write the registry (to --registry FILE, else stdout) and exit
-              --no-progress              no live progress line on stderr
-              --help                     show this help
-
+        private const string Notes = """
             Without --duration or --messages-per-device the simulator runs until Ctrl-C.
             Exit codes: 0 all published messages completed, 1 connection error, failed or
             unacknowledged publishes, 2 invalid options.
             """;
 
-        public static async Task<int> RunAsync(string[] args)
-        {
-            if (args.Length > 0 && args[0] == "serial") return await SerialCommand.RunAsync(args[1..]);
+        /// <summary>"Simulators [options]" for the MQTT fleet, "Simulators serial ..." for a serial line.</summary>
+        public static Command CreateRoot() => Build().Root;
 
+        private static (Command Root, FleetCommandLine Line) Build()
+        {
+            var line = new FleetCommandLine();
+            var root = CommandLineRunner.Root("Simulators", """
+                City sensor fleet simulator: publishes traffic, water and environment readings over MQTT
+                as flat JSON, SenML, ChirpStack v4 and The Things Stack v3 uplinks.
+                "Simulators serial --port PATH" writes line-delimited frames to a tty instead (serial --help).
+                """);
+            foreach (var option in line.All) root.Options.Add(option);
+            root.Subcommands.Add(SerialCommand.Create());
+            root.SetAction((result, _) => RunFleetAsync(result, line));
+            CommandLineRunner.SetEpilogue(root, Notes);
+            return (root, line);
+        }
+
+        public static Task<int> RunAsync(string[] args) =>
+            CommandLineRunner.RunAsync(CreateRoot(), args, Console.Out, Console.Error);
+
+        private static async Task<int> RunFleetAsync(ParseResult result, FleetCommandLine line)
+        {
             ParsedCommand parsed;
             try
             {
-                parsed = Parse(args, Environment.GetEnvironmentVariable(PasswordVariable));
+                parsed = line.Bind(result, Environment.GetEnvironmentVariable(PasswordVariable));
             }
             catch (UsageException e)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
-                Console.Error.WriteLine("Run with --help for the list of options.");
-                return ExitUsage;
-            }
-            if (parsed.Help)
-            {
-                Console.WriteLine(Usage);
-                return ExitOk;
+                return CommandLineRunner.ReportUsage(result, result.InvocationConfiguration.Error, withHelp: false, [e.Message]);
             }
             var o = parsed.Options;
 
@@ -141,112 +125,99 @@ namespace CityGateway.Simulators
             return report.Failed > 0 || report.Unacknowledged > 0 ? ExitFailed : ExitOk;
         }
 
-        /// <summary>Parses the command line. Throws <see cref="UsageException"/> for unknown or malformed options.</summary>
+        /// <summary>Parses the MQTT fleet's command line. Throws <see cref="UsageException"/> for unknown or malformed options.</summary>
         public static ParsedCommand Parse(IReadOnlyList<string> args, string? passwordFromEnvironment = null)
         {
-            var o = new SimulatorOptions { Progress = true };
-            var result = new ParsedCommand(o);
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            for (int i = 0; i < args.Count; i++)
+            var (root, line) = Build();
+            var result = CommandLineRunner.Parse(root, args);
+            if (result.Errors.Count > 0) throw new UsageException(string.Join("; ", result.Errors.Select(e => e.Message).Distinct()));
+            if (result.CommandResult.Command != root) throw new UsageException("the serial mode's command line is SerialCommand.Parse's");
+            // --help replaces the command's own action.
+            if (result.Action != root.Action) return new ParsedCommand(new SimulatorOptions { Progress = true }) { Help = true };
+            return line.Bind(result, passwordFromEnvironment);
+        }
+
+        /// <summary>--curve-time: HH:mm (today, local time) or an ISO 8601 date and time.</summary>
+        internal static Option<DateTimeOffset> CurveTimeOption(string description) => new("--curve-time")
+        {
+            HelpName = "TIME",
+            Description = description,
+            CustomParser = r =>
             {
-                var arg = args[i];
-                if (arg is "-h" or "--help" or "-?") { result.Help = true; continue; }
-                if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
-                    throw new UsageException($"unexpected argument '{arg}'");
-                string key = arg[2..];
-                string? inline = null;
-                int eq = key.IndexOf('=');
-                if (eq >= 0) { inline = key[(eq + 1)..]; key = key[..eq]; }
-                if (!seen.Add(key)) throw new UsageException($"--{key} is given twice");
+                var v = r.Tokens[0].Value;
+                if (TimeOnly.TryParseExact(v, ["H:mm", "HH:mm", "HH:mm:ss"], CultureInfo.InvariantCulture, DateTimeStyles.None, out var t))
+                    return new DateTimeOffset(DateOnly.FromDateTime(DateTime.Now).ToDateTime(t, DateTimeKind.Local));
+                if (DateTimeOffset.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.AssumeLocal, out var dto))
+                    return dto;
+                r.AddError($"--curve-time expects HH:mm or an ISO 8601 date and time, not '{v}'");
+                return default;
+            },
+        };
 
-                switch (key)
-                {
-                    case "registry-only": NoValue(); result.RegistryOnly = true; continue;
-                    case "no-progress": NoValue(); o.Progress = false; continue;
-                }
+        /// <summary>The options of the MQTT fleet's command line (one set per parser: options know their commands).</summary>
+        private sealed class FleetCommandLine
+        {
+            public readonly Option<string> Broker = CliOptions.Text("--broker", "URL", "MQTT broker (default mqtt://127.0.0.1:1883; mqtts:// for TLS)");
+            public readonly Option<string> Username = CliOptions.Text("--username", "NAME", "MQTT user name", nonEmpty: false);
+            public readonly Option<string> Password = CliOptions.Text("--password", "SECRET", $"MQTT password (or set {PasswordVariable})", nonEmpty: false);
+            public readonly Option<string> ClientId = CliOptions.Text("--client-id", "ID", "MQTT client id (default city-simulator-<random>)");
+            public readonly Option<string> City = CliOptions.Text("--city", "NAME", "city id in the registry and LoRaWAN application names (default lumen)", nonEmpty: false);
+            public readonly Option<int> Traffic = CliOptions.Int("--traffic", "N", "traffic devices (default 10)", min: 0);
+            public readonly Option<int> Water = CliOptions.Int("--water", "N", "water devices (default 10)", min: 0);
+            public readonly Option<int> Environment = CliOptions.Int("--environment", "N", "environment devices (default 10)", min: 0);
+            public readonly Option<string> Formats = CliOptions.Text("--formats", "LIST", "comma-separated: json,senml,chirpstack,tts (default all four)", nonEmpty: false);
+            public readonly Option<double> Rate = CliOptions.Number("--rate", "R", "messages per second across the fleet; 0 = as fast as possible (default 50)");
+            public readonly Option<double> Duration = CliOptions.Number("--duration", "SECONDS", "stop after this many seconds", max: 1e9, positive: true);
+            public readonly Option<int> MessagesPerDevice = CliOptions.Int("--messages-per-device", "N", "stop each device after N messages", min: 1);
+            public readonly Option<int> Seed = CliOptions.Int("--seed", "N", "random seed; the same seed gives the same devices and values (default 42)");
+            public readonly Option<int> Qos = CliOptions.Int("--qos", "0|1|2", "publish QoS (default 1)", min: 0, max: 2);
+            public readonly Option<DateTimeOffset> CurveTime = CurveTimeOption(
+                "evaluate the daily profiles at this fixed local time instead of now: HH:mm (today) or an ISO 8601 date and time, e.g. 08:15 for rush hour");
+            public readonly Option<int> MaxInFlight = CliOptions.Int("--max-in-flight", "N", "unacknowledged publishes allowed at once (default 1000)", min: 1);
+            public readonly Option<double> ConnectTimeout = CliOptions.Number("--connect-timeout", "SECONDS",
+                "give up when the broker is not reachable within this time (default 30)", max: 86400, positive: true);
+            public readonly Option<string> Registry = CliOptions.Text("--registry", "FILE", "write the device registry here before publishing");
+            public readonly Option<string> Report = CliOptions.Text("--report", "FILE", "write the run report here as JSON");
+            public readonly Option<bool> RegistryOnly = CliOptions.Flag("--registry-only", "write the registry (to --registry FILE, else stdout) and exit");
+            public readonly Option<bool> NoProgress = CliOptions.Flag("--no-progress", "no live progress line on stderr");
 
-                string value = inline ?? (i + 1 < args.Count ? args[++i] : throw new UsageException($"--{key} needs a value"));
-                if (inline is null && value.StartsWith("--", StringComparison.Ordinal))
-                    throw new UsageException($"--{key} needs a value");
-                switch (key)
-                {
-                    case "broker": o.BrokerUrl = value; break;
-                    case "username": o.Username = value; break;
-                    case "password": o.Password = value; break;
-                    case "client-id": o.ClientId = NonEmpty(value); break;
-                    case "city": o.City = value; break;
-                    case "traffic": o.TrafficDevices = Int(value, 0); break;
-                    case "water": o.WaterDevices = Int(value, 0); break;
-                    case "environment": o.EnvironmentDevices = Int(value, 0); break;
-                    case "formats":
-                        o.Formats = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-                        break;
-                    case "rate": o.Rate = Number(value, 0); break;
-                    case "duration":
-                        double seconds = Number(value, double.Epsilon);
-                        if (seconds > TimeSpan.MaxValue.TotalSeconds / 2) throw new UsageException($"--duration {value} is too long");
-                        o.Duration = TimeSpan.FromSeconds(seconds);
-                        break;
-                    case "messages-per-device": o.MessagesPerDevice = Int(value, 1); break;
-                    case "seed": o.Seed = Int(value, int.MinValue); break;
-                    case "qos":
-                        o.Qos = Int(value, 0);
-                        if (o.Qos > 2) throw new UsageException($"--qos must be 0, 1 or 2, not {value}");
-                        break;
-                    case "max-in-flight": o.MaxInFlight = Int(value, 1); break;
-                    case "curve-time": o.CurveTime = Time(value); break;
-                    case "connect-timeout":
-                        double limit = Number(value, double.Epsilon);
-                        if (limit > 86400) throw new UsageException($"--connect-timeout {value} is too long (at most 86400)");
-                        o.ConnectTimeout = TimeSpan.FromSeconds(limit);
-                        break;
-                    case "registry": o.RegistryPath = NonEmpty(value); break;
-                    case "report": o.ReportPath = NonEmpty(value); break;
-                    default: throw new UsageException($"unknown option '--{key}'");
-                }
+            public Option[] All => [Broker, Username, Password, ClientId, City, Traffic, Water, Environment, Formats, Rate, Duration,
+                MessagesPerDevice, Seed, Qos, CurveTime, MaxInFlight, ConnectTimeout, Registry, Report, RegistryOnly, NoProgress];
 
-                string NonEmpty(string v) => v.Length > 0 ? v : throw new UsageException($"--{key} needs a non-empty value");
-
-                int Int(string v, int min)
-                {
-                    if (!int.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
-                        throw new UsageException($"--{key} expects a whole number, not '{v}'");
-                    if (n < min) throw new UsageException($"--{key} must be at least {min}, not {n}");
-                    return n;
-                }
-
-                double Number(string v, double min)
-                {
-                    if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || !double.IsFinite(n))
-                        throw new UsageException($"--{key} expects a number, not '{v}'");
-                    if (n < min) throw new UsageException($"--{key} must be {(min > 0 ? "positive" : $"at least {min}")}, not {v}");
-                    return n;
-                }
-
-                DateTimeOffset Time(string v)
-                {
-                    if (TimeOnly.TryParseExact(v, ["H:mm", "HH:mm", "HH:mm:ss"], CultureInfo.InvariantCulture, DateTimeStyles.None, out var t))
-                        return new DateTimeOffset(DateOnly.FromDateTime(DateTime.Now).ToDateTime(t, DateTimeKind.Local));
-                    if (DateTimeOffset.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.AssumeLocal, out var dto))
-                        return dto;
-                    throw new UsageException($"--{key} expects HH:mm or an ISO 8601 date and time, not '{v}'");
-                }
-
-                void NoValue()
-                {
-                    if (inline is not null) throw new UsageException($"--{key} takes no value");
-                }
-            }
-            if (o.Password is null && !string.IsNullOrEmpty(o.Username) && !string.IsNullOrEmpty(passwordFromEnvironment))
-                o.Password = passwordFromEnvironment;
-            if (o.Password is not null && string.IsNullOrEmpty(o.Username))
-                throw new UsageException("a password was given without --username");
-            if (!result.Help)
+            /// <summary>The options of a parsed command line; what is not given keeps the default of <see cref="SimulatorOptions"/>.</summary>
+            public ParsedCommand Bind(ParseResult r, string? passwordFromEnvironment)
             {
+                var o = new SimulatorOptions { Progress = !r.GetValue(NoProgress) };
+                var result = new ParsedCommand(o) { RegistryOnly = r.GetValue(RegistryOnly) };
+                if (r.Given(Broker, out var broker)) o.BrokerUrl = broker;
+                if (r.Given(Username, out var username)) o.Username = username;
+                if (r.Given(Password, out var password)) o.Password = password;
+                if (r.Given(ClientId, out var clientId)) o.ClientId = clientId;
+                if (r.Given(City, out var city)) o.City = city;
+                if (r.Given(Traffic, out var traffic)) o.TrafficDevices = traffic;
+                if (r.Given(Water, out var water)) o.WaterDevices = water;
+                if (r.Given(Environment, out var environment)) o.EnvironmentDevices = environment;
+                if (r.Given(Formats, out var formats))
+                    o.Formats = formats.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+                if (r.Given(Rate, out var rate)) o.Rate = rate;
+                if (r.Given(Duration, out var duration)) o.Duration = TimeSpan.FromSeconds(duration);
+                if (r.Given(MessagesPerDevice, out var messages)) o.MessagesPerDevice = messages;
+                if (r.Given(Seed, out var seed)) o.Seed = seed;
+                if (r.Given(Qos, out var qos)) o.Qos = qos;
+                if (r.Given(CurveTime, out var curveTime)) o.CurveTime = curveTime;
+                if (r.Given(MaxInFlight, out var maxInFlight)) o.MaxInFlight = maxInFlight;
+                if (r.Given(ConnectTimeout, out var connectTimeout)) o.ConnectTimeout = TimeSpan.FromSeconds(connectTimeout);
+                if (r.Given(Registry, out var registry)) o.RegistryPath = registry;
+                if (r.Given(Report, out var report)) o.ReportPath = report;
+
+                if (o.Password is null && !string.IsNullOrEmpty(o.Username) && !string.IsNullOrEmpty(passwordFromEnvironment))
+                    o.Password = passwordFromEnvironment;
+                if (o.Password is not null && string.IsNullOrEmpty(o.Username))
+                    throw new UsageException("a password was given without --username");
                 try { o.Validate(); }
                 catch (ArgumentException e) { throw new UsageException(e.Message); }
+                return result;
             }
-            return result;
         }
     }
 

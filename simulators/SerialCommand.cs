@@ -1,65 +1,49 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using CityGateway.Cli;
 
 namespace CityGateway.Simulators;
 
 /// <summary>The console front end of the serial mode (<c>Simulators serial ...</c>).</summary>
 public static class SerialCommand
 {
-    private const string Usage = """
-        City sensor simulator, serial mode: writes line-delimited readings of instruments sharing a
-        serial line to a tty (a serial device or one end of a pseudo-terminal pair).
-
-        Usage: Simulators serial --port PATH [options]
-
-          --port PATH                tty to write to, e.g. /dev/ttyUSB0 or a socat pty link
-          --format kv|csv|jsonl      kv: water-quality instrument (wq-s001...), csv: traffic counter
-                                     (trf-s001...), jsonl: air-quality station (env-s001...) (default kv)
-          --devices N                devices taking turns on the line (default 5, at most 999)
-          --rate R                   lines per second; 0 = as fast as possible (default 10)
-          --baud N                   line speed set on the tty (default 115200)
-          --throttle                 pace the bytes to an 8N1 line at --baud (baud/10 bytes per second)
-          --messages-per-device N    stop each device after N readings (intact or damaged)
-          --duration SECONDS         stop after this many seconds
-          --seed N                   random seed: devices, values, noise and split writes (default 42)
-          --no-checksum              no *hh checksum after the lines
-          --line-ending crlf|lf      line ending (default crlf)
-          --noise F                  fraction of lines corrupted, 0..1 (default 0; needs checksums):
-                                     bad_checksum, garbage_inside, garbage_line, truncated
-          --split-writes F           fraction of intact lines written in 2-4 pieces (default 0)
-          --curve-time TIME          evaluate the daily profiles at this fixed local time instead of now:
-                                     HH:mm (today) or an ISO 8601 date and time
-          --open-timeout SECONDS     keep trying to open the port this long at the start (default 10)
-          --city NAME                city id in the registry (default lumen)
-          --registry FILE            write the device registry here before writing
-          --report FILE              write the run report here as JSON
-          --registry-only            write the registry (to --registry FILE, else stdout) and exit
-          --no-progress              no live progress line on stderr
-          --help                     show this help
-
+    private const string Notes = """
         Without --duration or --messages-per-device the simulator runs until Ctrl-C. When the port
         disappears, the lines falling due are counted as lost and the port is reopened every 200 ms.
         Exit codes: 0 every line written, 1 the port could not be opened or lines were lost,
         2 invalid options.
         """;
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The "serial" command under "Simulators".</summary>
+    public static Command Create() => Build().Command;
+
+    private static (Command Command, SerialCommandLine Line) Build()
+    {
+        var line = new SerialCommandLine();
+        var command = new Command("serial", """
+            City sensor simulator, serial mode: writes line-delimited readings of instruments sharing a
+            serial line to a tty (a serial device or one end of a pseudo-terminal pair).
+            """);
+        foreach (var option in line.All) command.Options.Add(option);
+        command.SetAction((result, _) => RunSerialAsync(result, line));
+        CommandLineRunner.SetEpilogue(command, Notes);
+        return (command, line);
+    }
+
+    /// <param name="args">The arguments after "serial".</param>
+    public static Task<int> RunAsync(string[] args) => SimulatorCommand.RunAsync(["serial", .. args]);
+
+    private static async Task<int> RunSerialAsync(ParseResult result, SerialCommandLine line)
     {
         SerialParsedCommand parsed;
         try
         {
-            parsed = Parse(args);
+            parsed = line.Bind(result);
         }
         catch (UsageException e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine("Run with serial --help for the list of options.");
-            return SimulatorCommand.ExitUsage;
-        }
-        if (parsed.Help)
-        {
-            Console.WriteLine(Usage);
-            return SimulatorCommand.ExitOk;
+            return CommandLineRunner.ReportUsage(result, result.InvocationConfiguration.Error, withHelp: false, [e.Message]);
         }
         var o = parsed.Options;
 
@@ -128,120 +112,89 @@ public static class SerialCommand
     /// <summary>Parses the arguments after "serial". Throws <see cref="UsageException"/> for unknown or malformed options.</summary>
     public static SerialParsedCommand Parse(IReadOnlyList<string> args)
     {
-        var o = new SerialSimulatorOptions { Progress = true };
-        var result = new SerialParsedCommand(o);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (int i = 0; i < args.Count; i++)
+        var (command, line) = Build();
+        var root = CommandLineRunner.Root("Simulators", "");
+        root.Subcommands.Add(command);
+        var result = CommandLineRunner.Parse(root, ["serial", .. args]);
+        if (result.Errors.Count > 0) throw new UsageException(string.Join("; ", result.Errors.Select(e => e.Message).Distinct()));
+        // --help replaces the command's own action.
+        if (result.Action != command.Action) return new SerialParsedCommand(new SerialSimulatorOptions { Progress = true }) { Help = true };
+        return line.Bind(result);
+    }
+
+    /// <summary>The options of the serial mode's command line (one set per parser: options know their commands).</summary>
+    private sealed class SerialCommandLine
+    {
+        public readonly Option<string> Port = CliOptions.Text("--port", "PATH", "tty to write to, e.g. /dev/ttyUSB0 or a socat pty link");
+        public readonly Option<string> Format = CliOptions.Choice("--format", "kv|csv|jsonl",
+            "kv: water-quality instrument (wq-s001...), csv: traffic counter (trf-s001...), jsonl: air-quality station (env-s001...) (default kv)",
+            [.. SerialSimulatorOptions.AllFormats]);
+        public readonly Option<int> Devices = CliOptions.Int("--devices", "N", "devices taking turns on the line (default 5, at most 999)", min: 1);
+        public readonly Option<double> Rate = CliOptions.Number("--rate", "R", "lines per second; 0 = as fast as possible (default 10)");
+        public readonly Option<int> Baud = CliOptions.Int("--baud", "N", "line speed set on the tty (default 115200)", min: 50);
+        public readonly Option<bool> Throttle = CliOptions.Flag("--throttle", "pace the bytes to an 8N1 line at --baud (baud/10 bytes per second)");
+        public readonly Option<int> MessagesPerDevice = CliOptions.Int("--messages-per-device", "N", "stop each device after N readings (intact or damaged)", min: 1);
+        public readonly Option<double> Duration = CliOptions.Number("--duration", "SECONDS", "stop after this many seconds", max: 1e9, positive: true);
+        public readonly Option<int> Seed = CliOptions.Int("--seed", "N", "random seed: devices, values, noise and split writes (default 42)");
+        public readonly Option<bool> NoChecksum = CliOptions.Flag("--no-checksum", "no *hh checksum after the lines");
+        public readonly Option<string> LineEnding = new("--line-ending")
         {
-            var arg = args[i];
-            if (arg is "-h" or "--help" or "-?") { result.Help = true; continue; }
-            if (!arg.StartsWith("--", StringComparison.Ordinal) || arg.Length == 2)
-                throw new UsageException($"unexpected argument '{arg}'");
-            string key = arg[2..];
-            string? inline = null;
-            int eq = key.IndexOf('=');
-            if (eq >= 0) { inline = key[(eq + 1)..]; key = key[..eq]; }
-            if (!seen.Add(key)) throw new UsageException($"--{key} is given twice");
-
-            switch (key)
+            HelpName = "crlf|lf",
+            Description = "line ending (default crlf)",
+            CustomParser = r => r.Tokens[0].Value.ToLowerInvariant() switch
             {
-                case "registry-only": NoValue(); result.RegistryOnly = true; continue;
-                case "no-progress": NoValue(); o.Progress = false; continue;
-                case "throttle": NoValue(); o.Throttle = true; continue;
-                case "no-checksum": NoValue(); o.Checksum = false; continue;
-            }
+                "crlf" or "\\r\\n" => SerialSimulatorOptions.Crlf,
+                "lf" or "\\n" => SerialSimulatorOptions.Lf,
+                var v => Fail(r, $"--line-ending must be crlf or lf, not '{v}'"),
+            },
+        };
+        public readonly Option<double> Noise = CliOptions.Number("--noise", "F",
+            "fraction of lines corrupted, 0..1 (default 0; needs checksums): bad_checksum, garbage_inside, garbage_line, truncated", max: 1);
+        public readonly Option<double> SplitWrites = CliOptions.Number("--split-writes", "F", "fraction of intact lines written in 2-4 pieces (default 0)", max: 1);
+        public readonly Option<DateTimeOffset> CurveTime = SimulatorCommand.CurveTimeOption(
+            "evaluate the daily profiles at this fixed local time instead of now: HH:mm (today) or an ISO 8601 date and time");
+        public readonly Option<double> OpenTimeout = CliOptions.Number("--open-timeout", "SECONDS",
+            "keep trying to open the port this long at the start (default 10)", max: 86400);
+        public readonly Option<string> City = CliOptions.Text("--city", "NAME", "city id in the registry (default lumen)", nonEmpty: false);
+        public readonly Option<string> Registry = CliOptions.Text("--registry", "FILE", "write the device registry here before writing");
+        public readonly Option<string> Report = CliOptions.Text("--report", "FILE", "write the run report here as JSON");
+        public readonly Option<bool> RegistryOnly = CliOptions.Flag("--registry-only", "write the registry (to --registry FILE, else stdout) and exit");
+        public readonly Option<bool> NoProgress = CliOptions.Flag("--no-progress", "no live progress line on stderr");
 
-            string value = inline ?? (i + 1 < args.Count ? args[++i] : throw new UsageException($"--{key} needs a value"));
-            if (inline is null && value.StartsWith("--", StringComparison.Ordinal))
-                throw new UsageException($"--{key} needs a value");
-            switch (key)
-            {
-                case "port": o.Port = NonEmpty(value); break;
-                case "format":
-                    o.Format = value.Trim().ToLowerInvariant();
-                    if (!SerialSimulatorOptions.AllFormats.Contains(o.Format))
-                        throw new UsageException($"--format must be one of {string.Join(", ", SerialSimulatorOptions.AllFormats)}, not '{value}'");
-                    break;
-                case "devices": o.Devices = Int(value, 1); break;
-                case "rate": o.Rate = Number(value, 0); break;
-                case "baud": o.BaudRate = Int(value, 50); break;
-                case "messages-per-device": o.MessagesPerDevice = Int(value, 1); break;
-                case "duration": o.Duration = Seconds(value, 1e9); break;
-                case "seed": o.Seed = Int(value, int.MinValue); break;
-                case "line-ending":
-                    o.LineEnding = value.ToLowerInvariant() switch
-                    {
-                        "crlf" or "\\r\\n" => SerialSimulatorOptions.Crlf,
-                        "lf" or "\\n" => SerialSimulatorOptions.Lf,
-                        _ => throw new UsageException($"--line-ending must be crlf or lf, not '{value}'"),
-                    };
-                    break;
-                case "noise": o.Noise = Fraction(value); break;
-                case "split-writes": o.SplitWrites = Fraction(value); break;
-                case "curve-time": o.CurveTime = Time(value); break;
-                case "open-timeout":
-                    double open = Number(value, 0);
-                    if (open > 86400) throw new UsageException($"--open-timeout {value} is too long (at most 86400)");
-                    o.OpenTimeout = TimeSpan.FromSeconds(open);
-                    break;
-                case "city": o.City = value; break;
-                case "registry": o.RegistryPath = NonEmpty(value); break;
-                case "report": o.ReportPath = NonEmpty(value); break;
-                default: throw new UsageException($"unknown option '--{key}'");
-            }
+        public Option[] All => [Port, Format, Devices, Rate, Baud, Throttle, MessagesPerDevice, Duration, Seed, NoChecksum, LineEnding, Noise,
+            SplitWrites, CurveTime, OpenTimeout, City, Registry, Report, RegistryOnly, NoProgress];
 
-            string NonEmpty(string v) => v.Length > 0 ? v : throw new UsageException($"--{key} needs a non-empty value");
-
-            int Int(string v, int min)
-            {
-                if (!int.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
-                    throw new UsageException($"--{key} expects a whole number, not '{v}'");
-                if (n < min) throw new UsageException($"--{key} must be at least {min}, not {n}");
-                return n;
-            }
-
-            double Number(string v, double min)
-            {
-                if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || !double.IsFinite(n))
-                    throw new UsageException($"--{key} expects a number, not '{v}'");
-                if (n < min) throw new UsageException($"--{key} must be {(min > 0 ? "positive" : $"at least {min}")}, not {v}");
-                return n;
-            }
-
-            double Fraction(string v)
-            {
-                double f = Number(v, 0);
-                if (f > 1) throw new UsageException($"--{key} is a fraction from 0 to 1, not {v}");
-                return f;
-            }
-
-            TimeSpan Seconds(string v, double max)
-            {
-                double s = Number(v, double.Epsilon);
-                if (s > max) throw new UsageException($"--{key} {v} is too long");
-                return TimeSpan.FromSeconds(s);
-            }
-
-            DateTimeOffset Time(string v)
-            {
-                if (TimeOnly.TryParseExact(v, ["H:mm", "HH:mm", "HH:mm:ss"], CultureInfo.InvariantCulture, DateTimeStyles.None, out var t))
-                    return new DateTimeOffset(DateOnly.FromDateTime(DateTime.Now).ToDateTime(t, DateTimeKind.Local));
-                if (DateTimeOffset.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.AssumeLocal, out var dto))
-                    return dto;
-                throw new UsageException($"--{key} expects HH:mm or an ISO 8601 date and time, not '{v}'");
-            }
-
-            void NoValue()
-            {
-                if (inline is not null) throw new UsageException($"--{key} takes no value");
-            }
-        }
-        if (!result.Help)
+        /// <summary>The options of a parsed command line; what is not given keeps the default of <see cref="SerialSimulatorOptions"/>.</summary>
+        public SerialParsedCommand Bind(ParseResult r)
         {
+            var o = new SerialSimulatorOptions { Progress = !r.GetValue(NoProgress), Throttle = r.GetValue(Throttle), Checksum = !r.GetValue(NoChecksum) };
+            var result = new SerialParsedCommand(o) { RegistryOnly = r.GetValue(RegistryOnly) };
+            if (r.Given(Port, out var port)) o.Port = port;
+            if (r.Given(Format, out var format)) o.Format = format;
+            if (r.Given(Devices, out var devices)) o.Devices = devices;
+            if (r.Given(Rate, out var rate)) o.Rate = rate;
+            if (r.Given(Baud, out var baud)) o.BaudRate = baud;
+            if (r.Given(MessagesPerDevice, out var messages)) o.MessagesPerDevice = messages;
+            if (r.Given(Duration, out var duration)) o.Duration = TimeSpan.FromSeconds(duration);
+            if (r.Given(Seed, out var seed)) o.Seed = seed;
+            if (r.Given(LineEnding, out var lineEnding)) o.LineEnding = lineEnding;
+            if (r.Given(Noise, out var noise)) o.Noise = noise;
+            if (r.Given(SplitWrites, out var splitWrites)) o.SplitWrites = splitWrites;
+            if (r.Given(CurveTime, out var curveTime)) o.CurveTime = curveTime;
+            if (r.Given(OpenTimeout, out var openTimeout)) o.OpenTimeout = TimeSpan.FromSeconds(openTimeout);
+            if (r.Given(City, out var city)) o.City = city;
+            if (r.Given(Registry, out var registry)) o.RegistryPath = registry;
+            if (r.Given(Report, out var report)) o.ReportPath = report;
             try { o.Validate(needPort: !result.RegistryOnly); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }
+            return result;
         }
-        return result;
+
+        private static string Fail(System.CommandLine.Parsing.ArgumentResult r, string message)
+        {
+            r.AddError(message);
+            return "";
+        }
     }
 }
 

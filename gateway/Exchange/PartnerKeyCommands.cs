@@ -1,3 +1,6 @@
+using System.CommandLine;
+using CityGateway.Cli;
+
 namespace CityGateway.Exchange;
 
 /// <summary>
@@ -9,42 +12,57 @@ namespace CityGateway.Exchange;
 /// </summary>
 public static class PartnerKeyCommands
 {
-    public static readonly string[] Names = ["issue-key", "revoke-key", "list-keys"];
-
-    public static int Run(string command, string[] args, TextWriter output, TextWriter error)
+    public static IEnumerable<Command> Create()
     {
-        string data = Option(args, "--data") ?? "data/exchange";
-        var store = new PartnerKeyStore(Path.Combine(data, "partner-keys.json"));
-        switch (command)
-        {
-            case "issue-key":
-                var partner = Option(args, "--partner");
-                if (string.IsNullOrWhiteSpace(partner)) { error.WriteLine("issue-key needs --partner ID"); return 2; }
-                var (key, entry) = store.Issue(partner);
-                output.WriteLine($"key id:  {entry.Id}");
-                output.WriteLine($"partner: {entry.Partner}");
-                output.WriteLine($"key:     {key}");
-                output.WriteLine("Give the key to the partner over a secure channel. It is shown only now; the gateway keeps its SHA-256 hash.");
-                return 0;
-            case "revoke-key":
-                var id = Option(args, "--key-id");
-                if (string.IsNullOrWhiteSpace(id)) { error.WriteLine("revoke-key needs --key-id ID"); return 2; }
-                if (!store.Revoke(id)) { error.WriteLine($"no key with id '{id}' in {store.FilePath}"); return 1; }
-                output.WriteLine($"key {id} revoked");
-                return 0;
-            case "list-keys":
-                foreach (var e in store.Entries)
-                    output.WriteLine($"{e.Id}  {e.Partner,-20} issued {e.Created:yyyy-MM-dd HH:mm}Z  {(e.Revoked is { } r ? $"revoked {r:yyyy-MM-dd HH:mm}Z" : "active")}");
-                return 0;
-            default:
-                error.WriteLine($"unknown command '{command}'");
-                return 2;
-        }
+        var partner = CliOptions.Text("--partner", "ID", "the partner's id in Gateway:Exchange:Partners", required: true);
+        var issueData = DataOption();
+        var issue = new Command("issue-key", "new partner API key, printed once; only its hash is kept") { partner, issueData };
+        issue.SetAction(r => IssueKey(Store(r.GetValue(issueData)), r.GetValue(partner)!, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+
+        var keyId = CliOptions.Text("--key-id", "ID", "the key's id, as list-keys shows it", required: true);
+        var revokeData = DataOption();
+        var revoke = new Command("revoke-key", "revoke a partner key (effective at once)") { keyId, revokeData };
+        revoke.SetAction(r => RevokeKey(Store(r.GetValue(revokeData)), r.GetValue(keyId)!, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        CommandLineRunner.SetEpilogue(revoke, "Exit codes: 0 revoked, 1 no such key, 2 wrong arguments.");
+
+        var listData = DataOption();
+        var list = new Command("list-keys", "partner keys: ids, partners, dates") { listData };
+        list.SetAction(r => ListKeys(Store(r.GetValue(listData)), r.InvocationConfiguration.Output));
+        return [issue, revoke, list];
     }
 
-    private static string? Option(string[] args, string name)
+    private static Option<string> DataOption()
     {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+        var data = CliOptions.Text("--data", "DIR", "the exchange's data folder, Gateway:Exchange:DataPath");
+        data.DefaultValueFactory = _ => "data/exchange";
+        return data;
+    }
+
+    private static PartnerKeyStore Store(string? data) => new(Path.Combine(data ?? "data/exchange", "partner-keys.json"));
+
+    public static int IssueKey(PartnerKeyStore store, string partner, TextWriter output, TextWriter error)
+    {
+        if (string.IsNullOrWhiteSpace(partner)) { error.WriteLine("issue-key needs --partner ID"); return CommandLineRunner.ExitUsage; }
+        var (key, entry) = store.Issue(partner);
+        output.WriteLine($"key id:  {entry.Id}");
+        output.WriteLine($"partner: {entry.Partner}");
+        output.WriteLine($"key:     {key}");
+        output.WriteLine("Give the key to the partner over a secure channel. It is shown only now; the gateway keeps its SHA-256 hash.");
+        return 0;
+    }
+
+    public static int RevokeKey(PartnerKeyStore store, string id, TextWriter output, TextWriter error)
+    {
+        if (string.IsNullOrWhiteSpace(id)) { error.WriteLine("revoke-key needs --key-id ID"); return CommandLineRunner.ExitUsage; }
+        if (!store.Revoke(id)) { error.WriteLine($"no key with id '{id}' in {store.FilePath}"); return 1; }
+        output.WriteLine($"key {id} revoked");
+        return 0;
+    }
+
+    public static int ListKeys(PartnerKeyStore store, TextWriter output)
+    {
+        foreach (var e in store.Entries)
+            output.WriteLine($"{e.Id}  {e.Partner,-20} issued {e.Created:yyyy-MM-dd HH:mm}Z  {(e.Revoked is { } r ? $"revoked {r:yyyy-MM-dd HH:mm}Z" : "active")}");
+        return 0;
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -44,35 +45,25 @@ internal static class E2eBenchmark
         ["d"] = "d Node-RED",
     };
 
-    public const string Usage =
-        "e2e [--runs N] [--messages N] [--devices N] [--warmup N] [--qos 0,1] [--cases abcd] [--posters N] [--batch N] " +
-        "[--timeout S] [--stall S] [--seed N] [--node-red-dir DIR] [--sample] [--trace]";
-
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(ParseResult args)
     {
-        int messages = Stats.Option(args, "--messages", 200_000);
+        int messages = args.GetValue<int>("--messages");
         var s = new Settings(
-            Runs: Stats.Option(args, "--runs", 3),
+            Runs: args.GetValue<int>("--runs"),
             Messages: messages,
-            Devices: Stats.Option(args, "--devices", 2000),
-            Warmup: Stats.Option(args, "--warmup", 300_000),
-            Seed: Stats.Option(args, "--seed", 7),
-            Qos: (Stats.Text(args, "--qos") ?? "0,1").Split(',').Select(int.Parse).ToArray(),
-            Cases: Stats.Text(args, "--cases") ?? "abcd",
-            TimeoutSeconds: Stats.Option(args, "--timeout", 600),
-            StallSeconds: Stats.Option(args, "--stall", 30),
-            Posters: Stats.Option(args, "--posters", 2),
-            BatchSize: Stats.Option(args, "--batch", 5000),
-            NodeRedFolder: Stats.Text(args, "--node-red-dir") ?? Path.Combine(
+            Devices: args.GetValue<int>("--devices"),
+            Warmup: args.GetValue<int>("--warmup"),
+            Seed: args.GetValue<int>("--seed"),
+            Qos: args.GetValue<int[]>("--qos")!,
+            Cases: args.GetValue<string>("--cases")!,
+            TimeoutSeconds: args.GetValue<int>("--timeout"),
+            StallSeconds: args.GetValue<int>("--stall"),
+            Posters: args.GetValue<int>("--posters"),
+            BatchSize: args.GetValue<int>("--batch"),
+            NodeRedFolder: args.GetValue<string>("--node-red-dir") ?? Path.Combine(
                 Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "city-gateway-bench", "node-red"),
-            Sample: args.Contains("--sample"),
-            Trace: args.Contains("--trace"));
-        if (s.Messages < 1 || s.Devices < 3 || s.Runs < 1 || s.Qos.Any(q => q is < 0 or > 1))
-        {
-            Console.Error.WriteLine("usage: Gateway.Benchmarks " + Usage);
-            return 2;
-        }
-
+            Sample: args.GetValue<bool>("--sample"),
+            Trace: args.GetValue<bool>("--trace"));
         var workload = Workload.Create(s.Devices, s.Messages, s.Warmup, s.Seed);
         using var scratch = new TempDir("bench-e2e");
         var registryFile = FleetSimulator.BuildRegistry(workload.FleetOptions());

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -26,18 +27,18 @@ internal static class LatencyBenchmark
         double[] Delays, double QueryMs, double PublishRate, double MaxLagMs, double GatewayCpuShare, double InfluxCpuShare, long Batches,
         long Stored, long Expected);
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(ParseResult args)
     {
-        int runs = Stats.Option(args, "--runs", 3);
+        int runs = args.GetValue<int>("--runs");
         var s = new Settings(
-            Rate: Stats.Option(args, "--rate", 5000),
-            Seconds: Stats.Option(args, "--seconds", 30),
-            WarmupSeconds: Stats.Option(args, "--warmup", 5),
-            MarkersPerSecond: Stats.Option(args, "--markers", 20),
+            Rate: args.GetValue<int>("--rate"),
+            Seconds: args.GetValue<int>("--seconds"),
+            WarmupSeconds: args.GetValue<int>("--warmup"),
+            MarkersPerSecond: args.GetValue<int>("--markers"),
             MarkerDevices: 10,
-            PollMs: Stats.Option(args, "--poll-ms", 25),
-            Devices: Stats.Option(args, "--devices", 1000));
-        var flushSettings = FlushSettings(args);
+            PollMs: args.GetValue<int>("--poll-ms"),
+            Devices: args.GetValue<int>("--devices"));
+        var flushSettings = FlushSettings(args.GetValue<string>("--flush-ms"));
         if (flushSettings is null)
         {
             Console.Error.WriteLine("--flush-ms takes a comma-separated list of milliseconds, e.g. --flush-ms 1000,200");
@@ -89,13 +90,11 @@ internal static class LatencyBenchmark
         $"FlushIntervalMs={flush}{(flush == defaultFlush ? " (default)" : "")}";
 
     /// <summary>--flush-ms 1000,200 runs each run once per setting; without it, the default only.</summary>
-    private static List<int>? FlushSettings(string[] args)
+    private static List<int>? FlushSettings(string? text)
     {
-        int i = Array.IndexOf(args, "--flush-ms");
-        if (i < 0) return [];
-        if (i + 1 >= args.Length) return null;
+        if (text is null) return [];
         var list = new List<int>();
-        foreach (var part in args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (part == "default") list.Add(GatewayDefaults.FlushIntervalMs);
             else if (int.TryParse(part, out var v) && v > 0) list.Add(v);

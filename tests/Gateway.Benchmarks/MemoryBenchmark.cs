@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using CityGateway.Simulators;
@@ -21,19 +22,19 @@ internal static class MemoryBenchmark
     private sealed record Result(double ReadySeconds, double StartupRss, double StartupPeak, double StartupGcHeap, double SteadyRss,
         double SteadyGcHeap, double SteadyGcCommitted, double PeakBeforeReload, double Peak, string GcMode, long Stored, long Published, double Rate);
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(ParseResult args)
     {
-        int runs = Stats.Option(args, "--runs", 3);
+        int runs = args.GetValue<int>("--runs");
         var s = new Settings(
-            Devices: Stats.Option(args, "--devices", 100_000),
-            Active: Stats.Option(args, "--active", 10_000),
-            Rate: Stats.Option(args, "--rate", 3000),
-            Seconds: Stats.Option(args, "--seconds", 60),
-            Trace: Array.IndexOf(args, "--trace") >= 0);
-        if (Array.IndexOf(args, "--write-registry") is var w and >= 0 && w + 1 < args.Length)
+            Devices: args.GetValue<int>("--devices"),
+            Active: args.GetValue<int>("--active"),
+            Rate: args.GetValue<int>("--rate"),
+            Seconds: args.GetValue<int>("--seconds"),
+            Trace: args.GetValue<bool>("--trace"));
+        if (args.GetValue<string>("--write-registry") is { } registryOut)
         {
             // The same registry for other tools (a profiler, a reload by hand).
-            FleetSimulator.WriteRegistry(BuildRegistry(s.Devices, s.Active), args[w + 1]);
+            FleetSimulator.WriteRegistry(BuildRegistry(s.Devices, s.Active), registryOut);
             return 0;
         }
         using var influx = new InfluxServer();

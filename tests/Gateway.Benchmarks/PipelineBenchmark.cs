@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -39,12 +40,12 @@ internal static class PipelineBenchmark
 
     private sealed record Result(string Format, double MessagesPerCpuSecond, double BytesPerMessage, double PointsPerMessage, double LineBytesPerMessage);
 
-    public static int Run(string[] args)
+    public static int Run(ParseResult args)
     {
-        int runs = Stats.Option(args, "--runs", 7);
-        int devices = Stats.Option(args, "--devices", 2_000);
-        int millis = Stats.Option(args, "--ms", 1_000);
-        var only = Stats.Text(args, "--format");
+        int runs = args.GetValue<int>("--runs");
+        int devices = args.GetValue<int>("--devices");
+        int millis = args.GetValue<int>("--ms");
+        var only = args.GetValue<string>("--format");
         using var dir = new TempDir("bench-pipeline");
 
         var formats = new[] { "json", "senml", "chirpstack", "tts", "kv" }.Where(f => only is null || f == only).ToArray();

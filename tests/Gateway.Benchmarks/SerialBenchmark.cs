@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using CityGateway.Simulators;
 using CityGateway.Tests.Infrastructure;
@@ -16,11 +17,11 @@ internal static class SerialBenchmark
 {
     private sealed record Result(string Load, long Lines, double Seconds, double FramesPerSecond, double CpuMicrosPerFrame, double CpuShare);
 
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(ParseResult args)
     {
-        int runs = Stats.Option(args, "--runs", 3);
-        int lines = Stats.Option(args, "--lines", 200_000);
-        int seconds = Stats.Option(args, "--seconds", 15);
+        int runs = args.GetValue<int>("--runs");
+        int lines = args.GetValue<int>("--lines");
+        int seconds = args.GetValue<int>("--seconds");
         using var influx = new InfluxServer();
         using var dir = new TempDir("bench-serial");
         var results = new List<Result>();

@@ -17,23 +17,5 @@ internal static class Stats
         return sorted[Math.Clamp(rank - 1, 0, sorted.Count - 1)];
     }
 
-    public static int Option(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : fallback;
-    }
-
-    public static string? Text(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    public static int? Option(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : null;
-    }
-
     public static string Verdict(bool met) => met ? "PASS" : "MISS";
 }

@@ -1,3 +1,6 @@
+using System.CommandLine;
+using CityGateway.Cli;
+
 namespace CityGateway.Exchange.Audit;
 
 /// <summary>
@@ -9,22 +12,53 @@ namespace CityGateway.Exchange.Audit;
 /// </summary>
 public static class AuditCommands
 {
-    public const string VerifyUsage = "Gateway exchange verify-audit --file PATH [--anchor SEQ:HASH]";
-    public const string TransparencyUsage = "Gateway exchange transparency --file PATH [--json]";
-    public const string RepairUsage = "Gateway exchange repair-audit --file PATH";
+    private const string ExitCodes = "Exit codes: 0 intact, 1 broken, 2 wrong arguments or a file that cannot be read.";
+
+    private static Option<string> FileOption() => CliOptions.Text("--file", "PATH", "the audit log (Gateway:Exchange:DataPath/audit.jsonl)", required: true);
+
+    public static Command CreateVerify()
+    {
+        var file = FileOption();
+        var anchor = new Option<AuditHead?>("--anchor")
+        {
+            HelpName = "SEQ:HASH",
+            Description = "a head received earlier (from a signed checkpoint): the log must still contain it",
+            CustomParser = r =>
+            {
+                var text = r.Tokens[0].Value;
+                if (AuditHead.TryParse(text, out var head)) return head;
+                r.AddError($"--anchor {text} is not SEQ:HASH (64 lower-case hex digits)");
+                return null;
+            },
+        };
+        var command = new Command("verify-audit", "check the audit log's hash chain; exit 0 intact, 1 broken") { file, anchor };
+        command.SetAction(r => VerifyAudit(r.GetValue(file)!, r.GetValue(anchor), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        CommandLineRunner.SetEpilogue(command, ExitCodes);
+        return command;
+    }
+
+    public static Command CreateTransparency()
+    {
+        var file = FileOption();
+        var json = CliOptions.Flag("--json", "print the totals as JSON");
+        var command = new Command("transparency", "releases, rows, epsilon and pulls per partner") { file, json };
+        command.SetAction(r => Transparency(r.GetValue(file)!, r.GetValue(json), r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        CommandLineRunner.SetEpilogue(command, ExitCodes);
+        return command;
+    }
+
+    public static Command CreateRepair()
+    {
+        var file = FileOption();
+        var command = new Command("repair-audit", "move a torn last line (left by a crash) aside") { file };
+        command.SetAction(r => RepairAudit(r.GetValue(file)!, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        CommandLineRunner.SetEpilogue(command, "Exit codes: 0 repaired or intact, 1 other damage (left alone), 2 wrong arguments or a file that cannot be read.");
+        return command;
+    }
 
     /// <summary>Checks the chain; prints "intact: …" or where it breaks.</summary>
-    public static int VerifyAudit(string[] args, TextWriter output, TextWriter error)
+    public static int VerifyAudit(string file, AuditHead? anchor, TextWriter output, TextWriter error)
     {
-        if (!Arguments.TryParse(args, ["--file", "--anchor"], [], out var values, out var problem) || !values.TryGetValue("--file", out var file))
-            return Usage(error, problem ?? "--file is required", VerifyUsage);
-        AuditHead? anchor = null;
-        if (values.TryGetValue("--anchor", out var anchorText))
-        {
-            if (!AuditHead.TryParse(anchorText, out var parsed)) return Usage(error, $"--anchor {anchorText} is not SEQ:HASH (64 lower-case hex digits)", VerifyUsage);
-            anchor = parsed;
-        }
-
         var result = AuditLog.Verify(file, anchor);
         if (result.FirstBreak?.Problem == AuditProblem.Unreadable)
         {
@@ -43,17 +77,15 @@ public static class AuditCommands
     }
 
     /// <summary>Prints the per-partner totals of the verified entries; exit code as for verify-audit.</summary>
-    public static int Transparency(string[] args, TextWriter output, TextWriter error)
+    public static int Transparency(string file, bool json, TextWriter output, TextWriter error)
     {
-        if (!Arguments.TryParse(args, ["--file"], ["--json"], out var values, out var problem) || !values.TryGetValue("--file", out var file))
-            return Usage(error, problem ?? "--file is required", TransparencyUsage);
         var summary = AuditLog.Summarise(file);
         if (summary.Verification.FirstBreak?.Problem == AuditProblem.Unreadable)
         {
             error.WriteLine($"cannot read the audit log {file}: {summary.Verification.FirstBreak.Detail}");
             return 2;
         }
-        if (values.ContainsKey("--json"))
+        if (json)
             output.WriteLine(summary.ToJson().ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         else
             output.Write(summary.ToText());
@@ -61,10 +93,8 @@ public static class AuditCommands
     }
 
     /// <summary>Moves a torn last line aside; leaves any other damage alone.</summary>
-    public static int RepairAudit(string[] args, TextWriter output, TextWriter error)
+    public static int RepairAudit(string file, TextWriter output, TextWriter error)
     {
-        if (!Arguments.TryParse(args, ["--file"], [], out var values, out var problem) || !values.TryGetValue("--file", out var file))
-            return Usage(error, problem ?? "--file is required", RepairUsage);
         if (!File.Exists(file))
         {
             error.WriteLine($"cannot read the audit log {file}: no such file");
@@ -81,42 +111,5 @@ public static class AuditCommands
         if (repair.Repaired || repair.After.Ok) return 0;
         output.WriteLine($"  {repair.After}");
         return 1;
-    }
-
-    private static int Usage(TextWriter error, string problem, string usage)
-    {
-        error.WriteLine(problem);
-        error.WriteLine("usage: " + usage);
-        return 2;
-    }
-}
-
-/// <summary>"--name value" options and "--flag" switches; anything else is an error.</summary>
-internal static class Arguments
-{
-    public static bool TryParse(string[] args, string[] options, string[] flags, out Dictionary<string, string> values, out string? problem)
-    {
-        values = new Dictionary<string, string>(StringComparer.Ordinal);
-        problem = null;
-        for (int i = 0; i < args.Length; i++)
-        {
-            var a = args[i];
-            if (flags.Contains(a))
-            {
-                values[a] = "";
-            }
-            else if (options.Contains(a))
-            {
-                if (i + 1 >= args.Length) { problem = $"{a} needs a value"; return false; }
-                if (values.ContainsKey(a)) { problem = $"{a} is given twice"; return false; }
-                values[a] = args[++i];
-            }
-            else
-            {
-                problem = $"unknown argument {a}";
-                return false;
-            }
-        }
-        return true;
     }
 }

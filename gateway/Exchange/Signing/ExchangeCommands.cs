@@ -1,50 +1,46 @@
+using System.CommandLine;
+using CityGateway.Cli;
 using CityGateway.Exchange.Audit;
 
 namespace CityGateway.Exchange.Signing;
 
 /// <summary>
 /// <c>Gateway exchange &lt;command&gt; ...</c>: the data exchange's operator commands, run instead
-/// of the host. Returns the process exit code.
+/// of the host. Returns the process exit code: the command's own, 0 for <c>--help</c> (on any
+/// command), 2 for a command line that is wrong.
 /// </summary>
 public static class ExchangeCommands
 {
-    private static readonly (string Usage, string What)[] Commands =
-    [
-        (KeygenCommand.Usage, "new signing key (PKCS#8 PEM, mode 0600); prints key id and public key"),
-        (AuditCommands.VerifyUsage, "check the audit log's hash chain; exit 0 intact, 1 broken"),
-        (AuditCommands.TransparencyUsage, "releases, rows, epsilon and pulls per partner"),
-        (AuditCommands.RepairUsage, "move a torn last line (left by a crash) aside"),
-        ("Gateway exchange issue-key --partner ID [--data DIR]", "new partner API key, printed once; only its hash is kept"),
-        ("Gateway exchange revoke-key --key-id ID [--data DIR]", "revoke a partner key (effective at once)"),
-        ("Gateway exchange list-keys [--data DIR]", "partner keys: ids, partners, dates"),
-    ];
-
-    private static readonly string Help = "usage:" + Environment.NewLine + string.Join(Environment.NewLine,
-        Commands.Select(c => "  " + c.Usage.PadRight(Commands.Max(x => x.Usage.Length)) + "  " + c.What));
+    /// <summary>The command tree: "Gateway" (so usage lines read as typed) with the "exchange" verb under it.</summary>
+    public static Command CreateRoot()
+    {
+        var exchange = new Command("exchange", "The data exchange's operator commands, run instead of the gateway host.")
+        {
+            KeygenCommand.Create(),
+            AuditCommands.CreateVerify(),
+            AuditCommands.CreateTransparency(),
+            AuditCommands.CreateRepair(),
+        };
+        foreach (var command in PartnerKeyCommands.Create()) exchange.Subcommands.Add(command);
+        CommandLineRunner.SetEpilogue(exchange, "Run 'Gateway exchange COMMAND --help' for the options of a command.");
+        var root = CommandLineRunner.Root("Gateway", "City telemetry gateway.");
+        root.Subcommands.Add(exchange);
+        return root;
+    }
 
     /// <param name="args">The arguments after "exchange".</param>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        if (args.Length == 0)
-        {
-            error.WriteLine(Help);
-            return 2;
-        }
-        var rest = args[1..];
-        switch (args[0])
-        {
-            case "keygen": return KeygenCommand.Run(rest, output, error);
-            case "verify-audit": return AuditCommands.VerifyAudit(rest, output, error);
-            case "transparency": return AuditCommands.Transparency(rest, output, error);
-            case "repair-audit": return AuditCommands.RepairAudit(rest, output, error);
-            case "issue-key" or "revoke-key" or "list-keys": return PartnerKeyCommands.Run(args[0], rest, output, error);
-            case "help" or "--help" or "-h":
-                output.WriteLine(Help);
-                return 0;
-            default:
-                error.WriteLine($"unknown exchange command \"{args[0]}\"");
-                error.WriteLine(Help);
-                return 2;
-        }
+        // "help" as a command, as before the options parser: the same as --help.
+        if (args is ["help"]) args = ["--help"];
+        var root = CreateRoot();
+        var result = CommandLineRunner.Parse(root, ["exchange", .. args]);
+        if (result.Errors.Count == 0) return CommandLineRunner.Invoke(result, output, error);
+        // No command, or one that does not exist: say so (the parser's words are vaguer), then list the commands there are.
+        string[]? problem = result.CommandResult.Command.Name != "exchange" ? null
+            : args.Length == 0 ? ["an exchange command is needed"]
+            : !args[0].StartsWith('-') ? [$"unknown exchange command \"{args[0]}\""]
+            : null;
+        return CommandLineRunner.ReportUsage(result, error, withHelp: true, problem);
     }
 }

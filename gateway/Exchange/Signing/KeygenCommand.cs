@@ -1,4 +1,5 @@
-using CityGateway.Exchange.Audit;
+using System.CommandLine;
+using CityGateway.Cli;
 
 namespace CityGateway.Exchange.Signing;
 
@@ -10,17 +11,17 @@ namespace CityGateway.Exchange.Signing;
 /// </summary>
 public static class KeygenCommand
 {
-    public const string Usage = "Gateway exchange keygen --out PATH";
-
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    public static Command Create()
     {
-        if (!Arguments.TryParse(args, ["--out"], [], out var values, out var problem) || !values.TryGetValue("--out", out var path))
-        {
-            error.WriteLine(problem ?? "--out is required");
-            error.WriteLine("usage: " + Usage);
-            return 2;
-        }
+        var output = CliOptions.Text("--out", "PATH", "new file for the private key (PKCS#8 PEM, mode 0600); never overwritten", required: true);
+        var command = new Command("keygen", "new signing key (PKCS#8 PEM, mode 0600); prints key id and public key") { output };
+        command.SetAction(r => Run(r.GetValue(output)!, r.InvocationConfiguration.Output, r.InvocationConfiguration.Error));
+        CommandLineRunner.SetEpilogue(command, "Exit codes: 0 written, 1 the file exists or cannot be written, 2 wrong arguments.");
+        return command;
+    }
 
+    public static int Run(string path, TextWriter output, TextWriter error)
+    {
         using var signer = ReleaseSigner.Generate();
         try
         {

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using CityGateway.Sources.Mqtt;
@@ -18,7 +19,7 @@ namespace CityGateway.Benchmarks.E2e;
 /// </summary>
 internal static class PublishCommand
 {
-    public static async Task<int> RunAsync(string[] args)
+    public static async Task<int> RunAsync(ParseResult args)
     {
         try
         {
@@ -31,12 +32,12 @@ internal static class PublishCommand
         }
     }
 
-    private static async Task<int> RunCoreAsync(string[] args)
+    private static async Task<int> RunCoreAsync(ParseResult args)
     {
         var workload = Workload.FromArguments(args);
-        string broker = Stats.Text(args, "--broker") ?? throw new ArgumentException("--broker is required");
-        int qos = Stats.Option(args, "--qos", 1);
-        int window = Stats.Option(args, "--window", 10_000);
+        string broker = args.GetValue<string>("--broker")!;
+        int qos = args.GetValue<int>("--qos");
+        int window = args.GetValue<int>("--window");
         var warm = workload.WarmupSet();
         var main = workload.MainSet();
 
@@ -48,7 +49,7 @@ internal static class PublishCommand
             Url = broker,
             ClientId = "bench-pub-" + Guid.NewGuid().ToString("N")[..8],
             CleanSession = true,
-            MaxInflight = Stats.Option(args, "--inflight", 1000),
+            MaxInflight = args.GetValue<int>("--inflight"),
         });
         client.Connected = (rc, _) => connack.TrySetResult(rc);
         // On libmosquitto's network thread: a QoS 1 PUBACK, or a QoS 0 publish written to the socket.

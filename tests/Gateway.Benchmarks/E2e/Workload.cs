@@ -1,3 +1,4 @@
+using System.CommandLine;
 using CityGateway.Simulators;
 
 namespace CityGateway.Benchmarks.E2e;
@@ -84,13 +85,13 @@ internal sealed class Workload
         "--seed", Seed.ToString(), "--main-start-ms", MainStartMs.ToString(), "--warm-start-ms", WarmStartMs.ToString(),
     ];
 
-    public static Workload FromArguments(string[] args) => new()
+    public static Workload FromArguments(ParseResult args) => new()
     {
-        Devices = Stats.Option(args, "--devices", 2000),
-        Messages = Stats.Option(args, "--messages", 200_000),
-        Warmup = Stats.Option(args, "--warmup", 20_000),
-        Seed = Stats.Option(args, "--seed", 7),
-        MainStartMs = long.Parse(Stats.Text(args, "--main-start-ms") ?? throw new ArgumentException("--main-start-ms is required")),
-        WarmStartMs = long.Parse(Stats.Text(args, "--warm-start-ms") ?? throw new ArgumentException("--warm-start-ms is required")),
+        Devices = args.GetValue<int>("--devices"),
+        Messages = args.GetValue<int>("--messages"),
+        Warmup = args.GetValue<int>("--warmup"),
+        Seed = args.GetValue<int>("--seed"),
+        MainStartMs = args.GetValue<long>("--main-start-ms"),
+        WarmStartMs = args.GetValue<long>("--warm-start-ms"),
     };
 }
