@@ -43,7 +43,7 @@ public static class GatewayApp
         services.AddOptions<RegistryOptions>().Bind(config.GetSection("Registry")).ValidateOnStart();
         services.AddOptions<NormalisationOptions>().Bind(config.GetSection("Normalisation"));
         services.AddOptions<InfluxOptions>().Bind(config.GetSection("Influx")).ValidateOnStart();
-        services.AddOptions<QuarantineOptions>().Bind(config.GetSection("Quarantine"));
+        services.AddOptions<QuarantineOptions>().Bind(config.GetSection("Quarantine")).ValidateOnStart();
         services.AddOptions<PipelineOptions>().Bind(config.GetSection("Pipeline")).ValidateOnStart();
         services.AddOptions<SelfMetricsOptions>().Bind(config.GetSection("SelfMetrics"));
         services.AddOptions<OperationsOptions>().Bind(config.GetSection("Operations"));
@@ -66,6 +66,7 @@ public static class GatewayApp
         services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
         services.AddSingleton<IValidateOptions<InfluxOptions>, InfluxOptionsValidator>();
         services.AddSingleton<IValidateOptions<PipelineOptions>, PipelineOptionsValidator>();
+        services.AddSingleton<IValidateOptions<QuarantineOptions>, QuarantineOptionsValidator>();
 
         services.AddSingleton(new DecoderCatalog());
         // Serial ports first: each has a route of its own, for its frames only.
@@ -148,6 +149,7 @@ public static class GatewayApp
         }
         Check<InfluxOptions>();
         Check<PipelineOptions>();
+        Check<QuarantineOptions>();
         Check<JournalOptions>();
         Check<SerialOptions>();
         Check<ExchangeOptions>();

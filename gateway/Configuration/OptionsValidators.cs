@@ -2,6 +2,7 @@ using CityGateway.Decoding;
 using CityGateway.Journal;
 using CityGateway.Normalisation;
 using CityGateway.Pipeline;
+using CityGateway.Quarantine;
 using CityGateway.Routing;
 using CityGateway.Sources.Mqtt;
 using CityGateway.Sources.Serial;
@@ -114,6 +115,23 @@ internal sealed class PipelineOptionsValidator : IValidateOptions<PipelineOption
         var errors = new List<string>();
         if (o.PointQueueCapacity < 1) errors.Add("Gateway:Pipeline:PointQueueCapacity: must be at least 1");
         if (o.MaxPayloadBytes < 1) errors.Add("Gateway:Pipeline:MaxPayloadBytes: must be at least 1");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class QuarantineOptionsValidator : IValidateOptions<QuarantineOptions>
+{
+    public const long MinFileBytes = 64 * 1024;
+
+    public ValidateOptionsResult Validate(string? name, QuarantineOptions o)
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(o.Path)) errors.Add("Gateway:Quarantine:Path: missing");
+        if (o.MaxPayloadBytes < 0) errors.Add("Gateway:Quarantine:MaxPayloadBytes: must not be negative");
+        if (o.MaxFileBytes < MinFileBytes)
+            errors.Add($"Gateway:Quarantine:MaxFileBytes: {o.MaxFileBytes} is too small; must be at least {MinFileBytes} (64 KiB); the default is 16 MiB");
+        if (o.MaxFiles < 1)
+            errors.Add($"Gateway:Quarantine:MaxFiles: {o.MaxFiles}; must be at least 1 (the current file; 8 by default keeps 7 rotated files beside it)");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
