@@ -89,6 +89,7 @@ public static class GatewayApp
         }
         Check<InfluxOptions>();
         Check<PipelineOptions>();
+        Check<QuarantineOptions>();
         Check<JournalOptions>();
         Check<SerialOptions>();
         Check<ExchangeOptions>();

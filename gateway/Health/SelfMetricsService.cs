@@ -20,7 +20,7 @@ public sealed class SelfMetricsOptions
 
 /// <summary>
 /// Writes the gateway's own counters to the "gateway" measurement every few seconds: received,
-/// written, quarantined (total and by reason, tag "reason"), batch latency, queue depth and the
+/// written, quarantined (total and by reason, tag "reason"), quarantine entries removed by rotation, batch latency, queue depth and the
 /// state of the broker and InfluxDB connections. Counters are cumulative since start.
 /// </summary>
 public sealed partial class SelfMetricsService(
@@ -72,6 +72,7 @@ public sealed partial class SelfMetricsService(
         p.Fields.Add(PointField.Of("batch_latency_ms", metrics.LastBatchLatencyMs));
         p.Fields.Add(PointField.Of("queue_depth", (long)metrics.QueueDepth()));
         p.Fields.Add(PointField.Of("quarantined", quarantine.Total));
+        p.Fields.Add(PointField.Of("quarantine_rotated_away", quarantine.RemovedByRotation));
         p.Fields.Add(PointField.Of("broker_connected", health.BrokerConnected));
         p.Fields.Add(PointField.Of("influx_reachable", health.InfluxReachable));
         var journal = log.Stats;

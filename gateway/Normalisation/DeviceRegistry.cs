@@ -14,6 +14,9 @@ public sealed class ResolvedField
     public string? DefaultUnit { get; init; }
     /// <summary>Custom fields: float, integer, boolean or string.</summary>
     public string CustomType { get; init; } = "float";
+    /// <summary>A custom field declared with a unit: its canonical unit and resolution, as a metric
+    /// without bounds, so its values are converted like a canonical metric's. Null otherwise.</summary>
+    public MetricDefinition? CustomUnit { get; init; }
     public bool Ignored { get; init; }
 
     /// <summary>The unit conversion the normaliser used last for this field (units repeat message after message).</summary>
@@ -139,10 +142,11 @@ public sealed class DeviceRegistry
                         var type = map.Type ?? "float";
                         if (type is not ("float" or "integer" or "boolean" or "string"))
                             errors.Add($"{key}.type: '{type}' is not float, integer, boolean or string");
-                        else if (catalog.TryGet(t.Domain, map.Metric, out _))
-                            errors.Add($"{key}: '{map.Metric}' is a canonical metric; custom fields must use other names");
-                        else
-                            fields[src] = new ResolvedField { SourceName = src, FieldName = map.Metric, CustomType = type };
+                        // Any domain: a dashboard or partner feed reading "temperature" must get the canonical one.
+                        else if (catalog.DomainsWith(map.Metric).ToList() is { Count: > 0 } domains)
+                            errors.Add($"{key}: '{map.Metric}' is a canonical metric ({string.Join(", ", domains)}); custom fields must use other names");
+                        else if (CustomUnit(key, typeName, map, type, t.Domain, catalog, units, errors, out var unit))
+                            fields[src] = new ResolvedField { SourceName = src, FieldName = map.Metric, CustomType = type, DefaultUnit = map.Unit, CustomUnit = unit };
                         continue;
                     }
                     if (!catalog.TryGet(t.Domain, map.Metric, out var metric))
@@ -161,6 +165,38 @@ public sealed class DeviceRegistry
                     fields.TryAdd(ignored, new ResolvedField { SourceName = ignored, FieldName = ignored, Ignored = true });
                 _types[typeName] = new DeviceType { Name = typeName, Domain = t.Domain, Fields = fields };
             }
+        }
+
+        /// <summary>
+        /// The canonical unit of a custom field declared with a unit (null without one); false, with
+        /// the error listed, when its values could not be stored in a canonical unit.
+        /// </summary>
+        private static bool CustomUnit(string key, string typeName, FieldMapping map, string type, string domain,
+            MetricCatalog catalog, UnitTable units, List<string> errors, out MetricDefinition? unit)
+        {
+            unit = null;
+            if (map.Unit is null) return true;
+            var where = $"{key}.unit: custom field '{map.Metric}' of device type '{typeName}'";
+            if (type is not ("float" or "integer"))
+            {
+                errors.Add($"{where}: a unit needs type float or integer, not {type}");
+                return false;
+            }
+            if (!units.TryGetCanonicalUnit(map.Unit, catalog.Units, out var canonical, out var why))
+            {
+                errors.Add($"{where}: {why}; declare a canonical unit, or no unit to store the values as sent");
+                return false;
+            }
+            if (type == "integer" && canonical != units.Canonicalise(map.Unit))
+            {
+                errors.Add($"{where}: '{map.Unit}' converts to '{canonical}', which an integer cannot hold exactly; use type float, or declare '{canonical}'");
+                return false;
+            }
+            unit = new MetricDefinition(domain, map.Metric, canonical, double.NegativeInfinity, double.PositiveInfinity, null, "custom field")
+            {
+                Decimals = catalog.DecimalsOf(canonical),
+            };
+            return true;
         }
 
         /// <summary>City of the devices that do not name their own (the file's "city").</summary>

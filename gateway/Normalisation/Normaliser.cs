@@ -1,7 +1,6 @@
 using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Quarantine;
-using CityGateway.Routing;
 using CityGateway.Storage.Influx;
 
 namespace CityGateway.Normalisation;
@@ -9,8 +8,9 @@ namespace CityGateway.Normalisation;
 /// <summary>
 /// Maps decoded readings to InfluxDB points: the registry gives the device's city, district, site
 /// and domain (the measurement); each source field becomes its canonical metric in the canonical
-/// unit, checked against physical bounds. Anything that cannot be mapped is quarantined with a
-/// reason; the rest of the message still goes through.
+/// unit, checked against physical bounds. Anything that cannot be mapped is reported as a
+/// <see cref="Rejection"/> with a quarantine reason; the rest of the message still goes through.
+/// The normaliser only maps: it writes nothing itself, the pipeline quarantines the rejections.
 /// </summary>
 public sealed class Normaliser
 {
@@ -35,11 +35,15 @@ public sealed class Normaliser
         _maxAgeNs = options.MaxAge.Ticks * 100;
     }
 
-    /// <summary>Appends the frame's points to <paramref name="points"/>; returns how many readings were quarantined.</summary>
-    public int Normalise(RawFrame frame, TopicRoute route, List<Reading> readings, List<Point> points, QuarantineStore quarantine)
+    /// <summary>
+    /// Appends the frame's points to <paramref name="points"/> and what it refused to
+    /// <paramref name="rejections"/> (both lists are the caller's, reused between frames); returns
+    /// how many rejections it appended.
+    /// </summary>
+    public int Normalise(RawFrame frame, List<Reading> readings, List<Point> points, List<Rejection> rejections)
     {
         var registry = _registry();
-        int rejected = 0;
+        int firstRejection = rejections.Count;
         int firstPoint = points.Count;
         string? lastUnknown = null;
         IReadOnlyList<KeyValuePair<string, string>>? rejectedTags = null;
@@ -47,11 +51,7 @@ public sealed class Normaliser
         string? lastId = null;
         RegisteredDevice? lastDevice = null;
         var memo = new SeriesMemo();
-        void Reject(in Reading r, string reason, string detail)
-        {
-            rejected++;
-            quarantine.Add(reason, detail, frame, route.ToString(), r.DeviceId, r.Field);
-        }
+        void Reject(in Reading r, string reason, string detail) => rejections.Add(new Rejection(reason, detail, r.DeviceId, r.Field));
 
         // By reference: a reading is a large struct, and a frame has several.
         foreach (ref readonly var r in System.Runtime.InteropServices.CollectionsMarshal.AsSpan(readings))
@@ -73,9 +73,8 @@ public sealed class Normaliser
                 if (lastUnknown != r.DeviceId)
                 {
                     lastUnknown = r.DeviceId;
-                    rejected++;
-                    quarantine.Add(QuarantineReasons.UnknownDevice,
-                        $"device '{Timestamps.Truncate(r.DeviceId)}' is not in the device registry", frame, route.ToString(), r.DeviceId);
+                    rejections.Add(new Rejection(QuarantineReasons.UnknownDevice,
+                        $"device '{Timestamps.Truncate(r.DeviceId)}' is not in the device registry", r.DeviceId));
                 }
                 continue;
             }
@@ -106,7 +105,32 @@ public sealed class Normaliser
             PointField field;
             if (metric is null)
             {
-                if (!TryCustom(r, mapping!, out field, out var error)) { Reject(r, QuarantineReasons.WrongType, error); continue; }
+                double number = r.Number;
+                if (mapping!.CustomUnit is { } custom && r.Kind == ReadingKind.Number)
+                {
+                    // Declared with a unit: stored in the canonical unit, as a canonical metric would be.
+                    var unit = r.Unit ?? mapping.DefaultUnit;
+                    if (!TryGetConverter(mapping, unit, custom, out var converter))
+                    {
+                        Reject(r, QuarantineReasons.UnknownUnit, $"no conversion from '{unit}' to {custom.Name}'s unit '{custom.Unit}'");
+                        continue;
+                    }
+                    if (!converter.IsIdentity)
+                    {
+                        if (mapping.CustomType == "integer")
+                        {
+                            Reject(r, QuarantineReasons.UnknownUnit, $"'{unit}' converts {custom.Name} to '{custom.Unit}', which its type integer cannot hold exactly");
+                            continue;
+                        }
+                        number = custom.Round(converter.Apply(number));
+                        if (!double.IsFinite(number))
+                        {
+                            Reject(r, QuarantineReasons.NonFinite, $"'{r.Field}' converts to a non-finite value");
+                            continue;
+                        }
+                    }
+                }
+                if (!TryCustom(r, number, mapping, out field, out var error)) { Reject(r, QuarantineReasons.WrongType, error); continue; }
             }
             else
             {
@@ -121,7 +145,8 @@ public sealed class Normaliser
                     Reject(r, QuarantineReasons.UnknownUnit, $"no conversion from '{unit}' to {metric.Name}'s unit '{metric.Unit}'");
                     continue;
                 }
-                double value = converter.Apply(r.Number);
+                // Rounded to the metric's resolution only when converted; a canonical value is stored as received.
+                double value = converter.IsIdentity ? r.Number : metric.Round(converter.Apply(r.Number));
                 if (!double.IsFinite(value))
                 {
                     Reject(r, QuarantineReasons.NonFinite, $"'{r.Field}' converts to a non-finite value");
@@ -138,7 +163,7 @@ public sealed class Normaliser
 
             // A bad tag is quarantined once per frame: the message's other fields share it and go with it.
             if (rejectedTags is not null && r.Tags is not null && r.Tags.SequenceEqual(rejectedTags)) continue;
-            var point = FindOrAddPoint(points, firstPoint, device, ts, r.Tags, frame, route, quarantine, ref rejected, ref memo);
+            var point = FindOrAddPoint(points, firstPoint, device, ts, r.Tags, frame, rejections, ref memo);
             if (point is null)
             {
                 rejectedTags = r.Tags;
@@ -149,7 +174,7 @@ public sealed class Normaliser
         // A point whose every field was rejected is not written.
         for (int i = points.Count - 1; i >= firstPoint; i--)
             if (points[i].Fields.Count == 0) points.RemoveAt(i);
-        return rejected;
+        return rejections.Count - firstRejection;
     }
 
     private static void AddOrReplace(Point point, PointField field)
@@ -163,8 +188,7 @@ public sealed class Normaliser
     }
 
     private Point? FindOrAddPoint(List<Point> points, int first, RegisteredDevice device, long ts,
-        IReadOnlyList<KeyValuePair<string, string>>? extraTags, RawFrame frame, TopicRoute route, QuarantineStore quarantine, ref int rejected,
-        ref SeriesMemo memo)
+        IReadOnlyList<KeyValuePair<string, string>>? extraTags, RawFrame frame, List<Rejection> rejections, ref SeriesMemo memo)
     {
         string? badTag = null;
         var series = memo.Device == device && ReferenceEquals(memo.Tags, extraTags) && memo.Series is not null
@@ -172,9 +196,8 @@ public sealed class Normaliser
             : memo.Remember(device, extraTags, SeriesOf(device, extraTags, out badTag));
         if (series is null)
         {
-            rejected++;
-            quarantine.Add(QuarantineReasons.WrongType, $"tag '{badTag}' has control characters or is longer than {MaxTagLength}",
-                frame, route.ToString(), device.Id, badTag);
+            rejections.Add(new Rejection(QuarantineReasons.WrongType, $"tag '{badTag}' has control characters or is longer than {MaxTagLength}",
+                device.Id, badTag));
             return null;
         }
         for (int i = first; i < points.Count; i++)
@@ -268,17 +291,18 @@ public sealed class Normaliser
         points.Clear();
     }
 
-    private static bool TryCustom(in Reading r, ResolvedField mapping, out PointField field, out string error)
+    /// <summary>A custom field's value; <paramref name="number"/> is the reading's number in the field's unit.</summary>
+    private static bool TryCustom(in Reading r, double number, ResolvedField mapping, out PointField field, out string error)
     {
         error = "";
         field = default;
         switch (mapping.CustomType)
         {
-            case "integer" when r.Kind == ReadingKind.Number && r.Number == Math.Floor(r.Number) && Math.Abs(r.Number) < 9.2e18:
-                field = PointField.Of(mapping.FieldName, (long)r.Number);
+            case "integer" when r.Kind == ReadingKind.Number && number == Math.Floor(number) && Math.Abs(number) < 9.2e18:
+                field = PointField.Of(mapping.FieldName, (long)number);
                 return true;
             case "float" when r.Kind == ReadingKind.Number:
-                field = PointField.Of(mapping.FieldName, r.Number);
+                field = PointField.Of(mapping.FieldName, number);
                 return true;
             case "boolean" when r.Kind == ReadingKind.Boolean:
                 field = PointField.Of(mapping.FieldName, r.Boolean);

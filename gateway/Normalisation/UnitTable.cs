@@ -23,7 +23,10 @@ public sealed class UnitTable
     {
         public static readonly Converter Identity = new(1, 0);
 
-        public double Apply(double value) => Scale == 1 && Offset == 0 ? value : value * Scale + Offset;
+        /// <summary>The value is already in the canonical unit: stored as received, not rounded.</summary>
+        public bool IsIdentity => Scale == 1 && Offset == 0;
+
+        public double Apply(double value) => IsIdentity ? value : value * Scale + Offset;
     }
 
     /// <summary>Canonical spelling of a unit name (aliases resolved; unknown names returned as given).</summary>
@@ -51,6 +54,35 @@ public sealed class UnitTable
         {
             converter = new Converter(c.Scale, c.Offset);
         }
+        return true;
+    }
+
+    /// <summary>
+    /// For a field that is not a canonical metric (a custom field with a unit): the canonical unit
+    /// its values convert to. A canonical unit is its own; otherwise the one conversion the table
+    /// has from the unit. Units converted per substance (ppb, ppm: by the metric's molar mass) have
+    /// no single canonical unit, nor has a unit the table does not know; <paramref name="why"/> says which.
+    /// </summary>
+    public bool TryGetCanonicalUnit(string sourceUnit, IReadOnlySet<string> canonicalUnits, out string canonical, out string why)
+    {
+        var from = Canonicalise(sourceUnit);
+        canonical = from;
+        why = "";
+        if (canonicalUnits.Contains(from)) return true;
+        var targets = _conversions.Where(c => c.Key.From == from).ToList();
+        if (targets.Any(c => c.Value.PerMolarMass))
+        {
+            why = $"'{sourceUnit}' converts by the molar mass of a canonical gas metric, which a custom field does not have";
+            return false;
+        }
+        if (targets.Count != 1)
+        {
+            why = targets.Count == 0
+                ? $"'{sourceUnit}' is neither a canonical unit ({string.Join(", ", canonicalUnits.Order(StringComparer.Ordinal))}) nor converts to one"
+                : $"'{sourceUnit}' converts to several canonical units ({string.Join(", ", targets.Select(t => t.Key.To))})";
+            return false;
+        }
+        canonical = targets[0].Key.To;
         return true;
     }
 

@@ -147,8 +147,14 @@ public sealed partial class PipelineService : BackgroundService
         _metrics.FrameDecoded();
         // A frame with no readings at all (a heartbeat, an empty codec output) is counted, not quarantined.
         if (readings.Count == 0) _metrics.EmptyFrame();
-        _normaliser.Normalise(frame, route, readings, points, _quarantine);
+        var rejections = t_rejections ??= new List<Rejection>(8);
+        rejections.Clear();
+        _normaliser.Normalise(frame, readings, points, rejections);
+        foreach (var r in rejections) _quarantine.Add(r.Reason, r.Detail, frame, route.ToString(), r.Device, r.Field);
     }
+
+    /// <summary>The normaliser's rejections for the frame in hand, reused frame after frame on each thread.</summary>
+    [ThreadStatic] private static List<Rejection>? t_rejections;
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Error, Message = "Unexpected error processing a frame from {Topic}; the frame is quarantined")]
     private partial void LogProcessingError(Exception e, string topic);

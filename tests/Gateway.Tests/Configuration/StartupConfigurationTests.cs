@@ -57,6 +57,17 @@ public sealed class StartupConfigurationTests
     }
 
     [Fact]
+    public void Quarantine_rotation_settings_name_their_keys()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir),
+            "--Gateway:Quarantine:MaxFileBytes=1000", "--Gateway:Quarantine:MaxFiles=0");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Quarantine:MaxFileBytes: 1000 is too small", output);
+        Assert.Contains("Gateway:Quarantine:MaxFiles: 0", output);
+    }
+
+    [Fact]
     public void Unknown_payload_format_names_the_route_key()
     {
         using var dir = new TempDir("cfg");

@@ -93,6 +93,41 @@ public class DeviceRegistryTests
         Assert.Contains("deviceTypes.env-sensor.fields.t.type", e.Message);
     }
 
+    [Theory]
+    [InlineData("occupancy", "traffic")]
+    [InlineData("flow", "water")]
+    [InlineData("LAeq", "environment")]
+    public void Custom_field_named_like_a_canonical_metric_of_any_domain_is_refused(string name, string domain)
+    {
+        var e = Refused(f => f.DeviceTypes["env-sensor"].Fields["x"] = new FieldMapping { Metric = name, Custom = true });
+        Assert.Contains($"deviceTypes.env-sensor.fields.x: '{name}' is a canonical metric ({domain})", e.Message);
+    }
+
+    [Theory]
+    [InlineData("float", "furlongs", "'furlongs' is neither a canonical unit")]
+    [InlineData("float", "ppb", "molar mass")]
+    [InlineData("integer", "°F", "'°F' converts to 'Cel', which an integer cannot hold exactly")]
+    [InlineData("string", "Cel", "a unit needs type float or integer, not string")]
+    public void Custom_field_with_a_unit_that_cannot_be_stored_canonically_is_refused(string type, string unit, string because)
+    {
+        var e = Refused(f => f.DeviceTypes["env-sensor"].Fields["box"] = new FieldMapping { Metric = "boxTemp", Custom = true, Type = type, Unit = unit });
+        Assert.Contains("deviceTypes.env-sensor.fields.box.unit: custom field 'boxTemp' of device type 'env-sensor'", e.Message);
+        Assert.Contains(because, e.Message);
+    }
+
+    [Fact]
+    public void Custom_field_with_a_unit_resolves_its_canonical_unit()
+    {
+        var file = NormaliserTests.RegistryFile();
+        file.DeviceTypes["env-sensor"].Fields["box"] = new FieldMapping { Metric = "boxPressure", Custom = true, Unit = "psi" };
+        var registry = DeviceRegistry.Build(file, "test-registry");
+        Assert.True(registry.TryGet("env-0001", out var env));
+        var box = env.Type.Fields["box"];
+        Assert.Null(box.Metric);
+        Assert.Equal(("psi", "bar", 6), (box.DefaultUnit, box.CustomUnit!.Unit, box.CustomUnit.Decimals));
+        Assert.Null(env.Type.Fields["rssi"].CustomUnit);
+    }
+
     [Fact]
     public void Device_without_city_or_district_is_refused()
     {

@@ -89,9 +89,18 @@ public sealed class NormaliserTests : IDisposable
     private (List<Point> Points, int Rejected) Run(params Reading[] readings)
     {
         var points = new List<Point>();
-        int rejected = _normaliser.Normalise(_frame, _route, readings.ToList(), points, _quarantine);
+        int rejected = Normalise(readings.ToList(), points);
         Assert.Equal(rejected, _quarantine.Total);
         return (points, rejected);
+    }
+
+    /// <summary>Normalises and quarantines the rejections, as the pipeline does.</summary>
+    private int Normalise(List<Reading> readings, List<Point> points)
+    {
+        var rejections = new List<Rejection>();
+        int rejected = _normaliser.Normalise(_frame, readings, points, rejections);
+        foreach (var r in rejections) _quarantine.Add(r.Reason, r.Detail, _frame, _route.ToString(), r.Device, r.Field);
+        return rejected;
     }
 
     private static PointField Field(Point p, string name) => Assert.Single(p.Fields, f => f.Name == name);
@@ -375,8 +384,90 @@ public sealed class NormaliserTests : IDisposable
         earlier.Fields.Add(PointField.Of("flow", 1.0));
         var points = new List<Point> { earlier };
 
-        _normaliser.Normalise(_frame, _route, [Num("env-0001", "temp_f", 1000)], points, _quarantine);
+        Normalise([Num("env-0001", "temp_f", 1000)], points);
 
         Assert.Same(earlier, Assert.Single(points));
+    }
+
+    private Normaliser NormaliserWith(Action<DeviceRegistryFile> change)
+    {
+        var file = RegistryFile();
+        change(file);
+        var registry = DeviceRegistry.Build(file, "test");
+        return new Normaliser(() => registry, new NormalisationOptions { MaxFutureSkew = TimeSpan.FromMinutes(5), MaxAge = TimeSpan.FromDays(7) });
+    }
+
+    [Fact]
+    public void Rejections_are_handed_to_the_caller_and_nothing_is_quarantined_by_the_normaliser()
+    {
+        var earlier = new Rejection("no_route", "from an earlier frame", null);
+        var rejections = new List<Rejection> { earlier };
+        var points = new List<Point>();
+
+        int rejected = _normaliser.Normalise(_frame, [Num("env-0009", "pm2_5", 1), Num("env-0001", "pm2_5", -1), Num("env-0001", "temp_f", 68)],
+            points, rejections);
+
+        Assert.Equal(2, rejected);
+        Assert.Equal(earlier, rejections[0]);
+        Assert.Equal(new Rejection(QuarantineReasons.UnknownDevice, "device 'env-0009' is not in the device registry", "env-0009"), rejections[1]);
+        Assert.Equal((QuarantineReasons.OutOfBounds, "env-0001", "pm2_5"), (rejections[2].Reason, rejections[2].Device, rejections[2].Field));
+        Assert.Equal(["temperature"], Assert.Single(points).Fields.Select(f => f.Name));
+        Assert.Equal(0, _quarantine.Total);
+        Assert.Empty(_quarantine.ReadAll());
+    }
+
+    [Fact]
+    public void Converted_values_are_rounded_to_the_metric_resolution_and_canonical_ones_are_stored_as_received()
+    {
+        var normaliser = NormaliserWith(f => f.DeviceTypes["counter"].Fields["level"] = new FieldMapping { Metric = "occupancy" });
+        var points = new List<Point>();
+        normaliser.Normalise(_frame, [Num("tc-01", "occ", 2.6), Num("tc-01", "speed", 0.1)], points, []);
+
+        var p = Assert.Single(points);
+        Assert.Equal(0.026, Field(p, "occupancy").Float);              // 2.6 * 0.01 is 0.026000000000000002
+        Assert.Equal(0.160934, Field(p, "averageVehicleSpeed").Float); // 0.1609344 km/h, to the 0.000001 of the metric
+
+        points.Clear();
+        normaliser.Normalise(_frame, [Num("tc-01", "level", 0.123456789123), Num("env-0001", "pm2_5", 12.3456789, unit: "ug/m3")], points, []);
+        Assert.Equal(0.123456789123, Field(points[0], "occupancy").Float);
+        Assert.Equal(12.3456789, Field(points[1], "pm25").Float);
+    }
+
+    [Fact]
+    public void Every_metric_states_a_resolution()
+    {
+        Assert.All(MetricCatalog.Default.All, m => Assert.InRange(m.Decimals, 0, 15));
+        Assert.True(MetricCatalog.Default.TryGet("water", "waterLevel", out var level));
+        Assert.Equal(3.999, level.Round(399.9 * 0.01));                // 3.9989999999999997 before rounding
+    }
+
+    [Fact]
+    public void Custom_field_with_a_unit_is_stored_in_the_canonical_unit()
+    {
+        var normaliser = NormaliserWith(f =>
+        {
+            var fields = f.DeviceTypes["env-sensor"].Fields;
+            fields["box_f"] = new FieldMapping { Metric = "enclosureTemperature", Custom = true, Unit = "°F" };
+            fields["box_c"] = new FieldMapping { Metric = "enclosureTemperatureC", Custom = true, Unit = "Cel" };
+            fields["cars"] = new FieldMapping { Metric = "queueLength", Custom = true, Type = "integer", Unit = "vehicles" };
+        });
+        var points = new List<Point>();
+        var rejections = new List<Rejection>();
+        normaliser.Normalise(_frame,
+            [Num("env-0001", "box_f", 212), Num("env-0001", "box_c", 300, unit: "K"), Num("env-0001", "cars", 7), Num("env-0001", "rssi", -80, unit: "dBm")],
+            points, rejections);
+
+        Assert.Empty(rejections);
+        var p = Assert.Single(points);
+        Assert.Equal(PointField.Of("enclosureTemperature", 100.0), Field(p, "enclosureTemperature"));
+        Assert.Equal(PointField.Of("enclosureTemperatureC", 26.85), Field(p, "enclosureTemperatureC")); // 300 K, the payload's unit
+        Assert.Equal(PointField.Of("queueLength", 7L), Field(p, "queueLength"));
+        Assert.Equal(PointField.Of("rssi", -80.0), Field(p, "rssi"));   // no unit declared: stored as sent
+
+        points.Clear();
+        normaliser.Normalise(_frame, [Num("env-0001", "box_f", 1, unit: "furlongs"), Num("env-0001", "cars", 7, unit: "mph")], points, rejections);
+        Assert.Empty(points);
+        Assert.Equal([QuarantineReasons.UnknownUnit, QuarantineReasons.UnknownUnit], rejections.Select(r => r.Reason));
+        Assert.Equal("no conversion from 'furlongs' to enclosureTemperature's unit 'Cel'", rejections[0].Detail);
     }
 }
