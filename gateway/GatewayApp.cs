@@ -26,6 +26,8 @@ public static class GatewayApp
             // appsettings.json ships next to the binary; relative paths in it resolve from the working directory.
             ContentRootPath = AppContext.BaseDirectory,
         });
+        // Two listeners: partner (Urls) and operator (Gateway:Operations:Listen).
+        Listeners.Configure(builder);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -47,6 +49,8 @@ public static class GatewayApp
         services.AddOptions<PipelineOptions>().Bind(config.GetSection("Pipeline")).ValidateOnStart();
         services.AddOptions<SelfMetricsOptions>().Bind(config.GetSection("SelfMetrics"));
         services.AddOptions<OperationsOptions>().Bind(config.GetSection("Operations"));
+        services.AddOptions<OperatorListenerOptions>().Bind(config.GetSection("Operations")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<OperatorListenerOptions>, OperatorListenerOptionsValidator>();
         services.AddOptions<SerialOptions>().Configure(o => config.GetSection("Serial:Ports").Bind(o.Ports)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SerialOptions>, SerialOptionsValidator>();
         services.AddSingleton<SerialStatus>();
@@ -73,8 +77,11 @@ public static class GatewayApp
             sp.GetRequiredService<IOptions<SerialOptions>>().Value.Ports.Select(p => p.ToRoute())
                 .Concat(sp.GetRequiredService<IOptions<RoutesOptions>>().Value.Routes),
             sp.GetRequiredService<DecoderCatalog>()));
+        services.AddMetrics();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<GatewayHealth>();
+        Telemetry.AddGatewayTelemetry(services, config);
+        HealthEndpoints.AddHealthChecks(services);
         services.AddSingleton<QuarantineStore>();
         services.AddSingleton<PipelineChannels>();
         services.AddSingleton<IFrameLog>(sp =>
@@ -100,6 +107,7 @@ public static class GatewayApp
         services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());
         services.AddHostedService(sp => sp.GetRequiredService<RegistryHolder>());
         services.AddHostedService<SiteCatalogService>();
+        services.AddHostedService<GatewayStateInstruments>();
         if (exchange.SharesHere) services.AddHostedService<ReleaseJob>();
         if (exchange.FederatesHere)
         {
@@ -112,6 +120,7 @@ public static class GatewayApp
         var app = builder.Build();
         if ((exchange.Enabled || exchange.Partners.Count > 0) && !exchange.Publisher) ExchangeRoleLog.IngestOnly(app.Logger);
         HealthEndpoints.Map(app);
+        Telemetry.Map(app);
         QuarantineEndpoints.Map(app);
         if (exchange.SharesHere)
         {
@@ -151,6 +160,8 @@ public static class GatewayApp
         Check<JournalOptions>();
         Check<SerialOptions>();
         Check<ExchangeOptions>();
+        Check<OperatorListenerOptions>();
+        Check<TelemetryOptions>();
         if (failures.Count > 0) throw new OptionsValidationException("Gateway", typeof(object), failures);
     }
 
@@ -197,7 +208,7 @@ public static class GatewayApp
         }
         catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
         {
-            Console.Error.WriteLine($"Cannot listen for HTTP: {e.Message}. Set another address with --urls or ASPNETCORE_URLS.");
+            Console.Error.WriteLine($"Cannot listen for HTTP: {e.Message}. Set other addresses with --urls (partner listener) and Gateway:Operations:Listen (operator listener).");
             return 2;
         }
     }
