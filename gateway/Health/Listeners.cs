@@ -91,28 +91,50 @@ public sealed record PartnerAddresses(string[] Urls);
 public sealed record ListenerMetadata(string? Listener);
 
 /// <summary>
-/// Removes from the route candidates every endpoint that does not belong to the listener the
-/// request arrived on, so an operator endpoint on the partner listener is a plain 404 (and two
-/// endpoints may share a path, one per listener).
+/// Splits the routing tree by listener: a request on the partner listener only ever sees partner
+/// endpoints, one on the operator listener only operator endpoints (and those on both). An operator
+/// endpoint is then a plain 404 on the partner listener, never a 405 that would tell it exists, and
+/// two endpoints may share a path, one per listener. Runs before the HTTP-method policy for that.
 /// </summary>
-internal sealed class ListenerMatcherPolicy(IOptionsMonitor<OperatorListenerOptions> options) : MatcherPolicy, IEndpointSelectorPolicy
+internal sealed class ListenerMatcherPolicy(IOptions<OperatorListenerOptions> options) : MatcherPolicy, INodeBuilderPolicy
 {
-    // Before the HTTP-method and host policies: what does not exist on this listener is not a 405 either.
+    // Parsed once: the listeners are bound at start and do not change.
+    private readonly int? _operatorPort = options.Value.Port;
+
     public override int Order => -2000;
 
     public bool AppliesToEndpoints(IReadOnlyList<Endpoint> endpoints) => endpoints.Count > 0;
 
-    public Task ApplyAsync(HttpContext httpContext, CandidateSet candidates)
+    public IReadOnlyList<PolicyNodeEdge> GetEdges(IReadOnlyList<Endpoint> endpoints)
     {
-        bool onOperator = options.CurrentValue.Port is { } port && httpContext.Connection.LocalPort == port;
-        for (int i = 0; i < candidates.Count; i++)
+        var partner = new List<Endpoint>();
+        var operators = new List<Endpoint>();
+        foreach (var endpoint in endpoints)
         {
-            if (!candidates.IsValidCandidate(i)) continue;
-            var metadata = candidates[i].Endpoint.Metadata.GetMetadata<ListenerMetadata>();
-            string? listener = metadata is null ? Listeners.Partner : metadata.Listener;
-            bool here = listener is null || (listener == Listeners.Operator) == onOperator;
-            if (!here) candidates.SetValidity(i, false);
+            var metadata = endpoint.Metadata.GetMetadata<ListenerMetadata>();
+            if (metadata is null || metadata.Listener is null) partner.Add(endpoint);
+            if (metadata is not null && metadata.Listener is null or Listeners.Operator) operators.Add(endpoint);
         }
-        return Task.CompletedTask;
+        var edges = new List<PolicyNodeEdge>(2);
+        if (partner.Count > 0) edges.Add(new PolicyNodeEdge(Listeners.Partner, partner));
+        if (operators.Count > 0) edges.Add(new PolicyNodeEdge(Listeners.Operator, operators));
+        return edges;
+    }
+
+    public PolicyJumpTable BuildJumpTable(int exitDestination, IReadOnlyList<PolicyJumpTableEdge> edges)
+    {
+        int partner = exitDestination, operators = exitDestination;
+        foreach (var edge in edges)
+        {
+            if (Equals(edge.State, Listeners.Operator)) operators = edge.Destination;
+            else partner = edge.Destination;
+        }
+        return new JumpTable(_operatorPort, partner, operators);
+    }
+
+    private sealed class JumpTable(int? operatorPort, int partner, int operators) : PolicyJumpTable
+    {
+        public override int GetDestination(HttpContext httpContext) =>
+            operatorPort is { } port && httpContext.Connection.LocalPort == port ? operators : partner;
     }
 }

@@ -33,6 +33,8 @@ public sealed partial class OperatorListenerTests(ServicesFixture services)
         Assert.Equal(HttpStatusCode.NotFound, await Get(gateway.BaseUrl + "/api/quarantine"));
         Assert.Equal(HttpStatusCode.NotFound, await Replay(gateway.BaseUrl));
         Assert.Equal(HttpStatusCode.NotFound, await Get(gateway.BaseUrl + "/metrics"));
+        // Not even a 405 that would tell the path exists there.
+        Assert.Equal(HttpStatusCode.NotFound, await Get(gateway.BaseUrl + "/api/quarantine/replay"));
         using (var spoofed = new HttpRequestMessage(HttpMethod.Get, gateway.BaseUrl + "/api/quarantine"))
         {
             spoofed.Headers.Host = new Uri(gateway.OperatorUrl).Authority;
