@@ -151,9 +151,9 @@ if [ -x "$gw" ] && [ -f "$work/out-simulators/Simulators.dll" ]; then
   dotnet "$work/out-simulators/Simulators.dll" --traffic 2 --water 2 --environment 2 \
     --registry "$work/run/devices.json" --registry-only >"$work/registry.log" 2>&1 \
     || { fail "simulators --registry-only"; log_tail "$work/registry.log"; }
-  http_port=$(free_port); dead_port=$(free_port)
+  http_port=$(free_port); op_port=$(free_port); dead_port=$(free_port)
   # Nothing listens on dead_port: the gateway must still come up (it retries broker and InfluxDB).
-  (cd "$work/run" && exec env Urls="http://127.0.0.1:$http_port" \
+  (cd "$work/run" && exec env Urls="http://127.0.0.1:$http_port" Gateway__Operations__Listen="http://127.0.0.1:$op_port" \
      Gateway__Mqtt__Url="mqtt://127.0.0.1:$dead_port" Gateway__Influx__Url="http://127.0.0.1:$dead_port" \
      Gateway__Registry__Path="$work/run/devices.json" \
      Gateway__Journal__Path="$work/run/journal" Gateway__Quarantine__Path="$work/run/quarantine.jsonl" \
@@ -174,6 +174,12 @@ if [ -x "$gw" ] && [ -f "$work/out-simulators/Simulators.dll" ]; then
       if bash -c "$hc_dead" 2>/dev/null; then fail "HEALTHCHECK command succeeds with nothing listening"
       else pass "HEALTHCHECK command fails when nothing listens"; fi
     fi
+    # Operator endpoints on the operator listener only.
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$op_port/metrics")" = 200 ] \
+       && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/metrics")" = 404 ] \
+       && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/api/quarantine")" = 404 ]; then
+      pass "/metrics and the quarantine API answer on the operator listener ($op_port) only"
+    else fail "operator endpoints: expected /metrics 200 on $op_port and 404 on the partner listener $http_port"; fi
     t0=$(date +%s%N)
     kill -TERM "$gpid"; wait "$gpid"; rc=$?
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))

@@ -3,7 +3,8 @@
 # simulators, on loopback, with data under .local/ in the repository. Ctrl-C stops everything.
 #
 # Environment (all optional):
-#   MQTT_PORT=1883  INFLUX_PORT=8086  INFLUX_RPC_PORT=8088  GATEWAY_PORT=8080
+#   MQTT_PORT=1883  INFLUX_PORT=8086  INFLUX_RPC_PORT=8088  GATEWAY_PORT=8080 (partner listener)
+#   OPERATOR_PORT=8081 (operator listener: /readyz, /metrics, quarantine API)
 #   SIM_DEVICES=20 (per domain)  SIM_RATE=50 (messages/s)  SIM_SEED=42  SIM_FORMATS=json,senml,chirpstack,tts
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,6 +15,7 @@ MQTT_PORT=${MQTT_PORT:-1883}
 INFLUX_PORT=${INFLUX_PORT:-8086}
 INFLUX_RPC_PORT=${INFLUX_RPC_PORT:-8088}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
+OPERATOR_PORT=${OPERATOR_PORT:-8081}
 SIM_DEVICES=${SIM_DEVICES:-20}
 SIM_RATE=${SIM_RATE:-50}
 SIM_SEED=${SIM_SEED:-42}
@@ -27,7 +29,7 @@ if [ -f "$lock" ] && kill -0 "$(cat "$lock")" 2>/dev/null; then
   echo "error: the local stack is already running (pid $(cat "$lock")). Stop it with Ctrl-C in its terminal, or: kill $(cat "$lock")" >&2
   exit 1
 fi
-for spec in "MQTT_PORT:$MQTT_PORT" "INFLUX_PORT:$INFLUX_PORT" "INFLUX_RPC_PORT:$INFLUX_RPC_PORT" "GATEWAY_PORT:$GATEWAY_PORT"; do
+for spec in "MQTT_PORT:$MQTT_PORT" "INFLUX_PORT:$INFLUX_PORT" "INFLUX_RPC_PORT:$INFLUX_RPC_PORT" "GATEWAY_PORT:$GATEWAY_PORT" "OPERATOR_PORT:$OPERATOR_PORT"; do
   name=${spec%%:*}; port=${spec#*:}
   if port_in_use "$port"; then
     echo "error: port $port ($name) is already in use on 127.0.0.1. Stop what uses it, or choose another: $name=<port> $0" >&2
@@ -89,6 +91,7 @@ sim=(dotnet "$state/bin/simulators/Simulators.dll" --broker "mqtt://127.0.0.1:$M
   || { echo "error: the simulators could not write the device registry, see $state/logs/simulators.log" >&2; exit 1; }
 
 (cd "$state" && exec dotnet "$state/bin/gateway/Gateway.dll" --urls "http://127.0.0.1:$GATEWAY_PORT" \
+  --Gateway:Operations:Listen="http://127.0.0.1:$OPERATOR_PORT" \
   --Gateway:Mqtt:Url="mqtt://127.0.0.1:$MQTT_PORT" \
   --Gateway:Influx:Url="http://127.0.0.1:$INFLUX_PORT" \
   --Gateway:Registry:Path="$state/devices.json" \
@@ -105,7 +108,8 @@ City telemetry gateway is running locally.
   MQTT broker      mqtt://127.0.0.1:$MQTT_PORT        (mosquitto_sub -p $MQTT_PORT -t '#' -v)
   InfluxDB         http://127.0.0.1:$INFLUX_PORT      database "city"
                    influx -port $INFLUX_PORT -database city -execute 'SELECT count(*) FROM environment'
-  Gateway health   http://127.0.0.1:$GATEWAY_PORT/healthz   http://127.0.0.1:$GATEWAY_PORT/readyz
+  Gateway          partner listener  http://127.0.0.1:$GATEWAY_PORT   (/healthz, exchange API)
+                   operator listener http://127.0.0.1:$OPERATOR_PORT   /readyz (details)  /metrics (Prometheus)  /api/quarantine
   Simulators       $((SIM_DEVICES * 3)) devices, $SIM_RATE msg/s, formats $SIM_FORMATS
   Device registry  $state/devices.json
   Quarantine       $state/quarantine.jsonl

@@ -26,6 +26,8 @@ public static class GatewayApp
             // appsettings.json ships next to the binary; relative paths in it resolve from the working directory.
             ContentRootPath = AppContext.BaseDirectory,
         });
+        // Two listeners: partner (Urls) and operator (Gateway:Operations:Listen).
+        Listeners.Configure(builder);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -47,12 +49,14 @@ public static class GatewayApp
         services.AddPipeline(config);
         services.AddQuarantine(config);
         services.AddInfluxWriter(config);
+        services.AddOperations(config);
         var exchange = services.AddExchange(config);
         services.AddProblemDetails();
 
         var app = builder.Build();
         if ((exchange.Enabled || exchange.Partners.Count > 0) && !exchange.Publisher) ExchangeRoleLog.IngestOnly(app.Logger);
         HealthEndpoints.Map(app);
+        Telemetry.Map(app);
         QuarantineEndpoints.Map(app);
         if (exchange.SharesHere)
         {
@@ -93,6 +97,8 @@ public static class GatewayApp
         Check<JournalOptions>();
         Check<SerialOptions>();
         Check<ExchangeOptions>();
+        Check<OperatorListenerOptions>();
+        Check<TelemetryOptions>();
         if (failures.Count > 0) throw new OptionsValidationException("Gateway", typeof(object), failures);
     }
 
@@ -140,7 +146,7 @@ public static class GatewayApp
         }
         catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
         {
-            Console.Error.WriteLine($"Cannot listen for HTTP: {e.Message}. Set another address with --urls or ASPNETCORE_URLS.");
+            Console.Error.WriteLine($"Cannot listen for HTTP: {e.Message}. Set other addresses with --urls (partner listener) and Gateway:Operations:Listen (operator listener).");
             return 2;
         }
     }

@@ -36,7 +36,10 @@ RUN groupadd --system --gid 10001 gateway \
 WORKDIR /app
 COPY --from=build /out/ ./
 
+# Partner listener 8080; operator listener 8081 (quarantine API, /readyz details, /metrics), to be
+# published on the host's loopback or the operations network only.
 ENV Urls=http://0.0.0.0:8080 \
+    Gateway__Operations__Listen=http://0.0.0.0:8081 \
     ASPNETCORE_HTTP_PORTS="" \
     Gateway__Journal__Path=/var/lib/city-gateway/journal \
     Gateway__Quarantine__Path=/var/lib/city-gateway/quarantine.jsonl \
@@ -44,7 +47,7 @@ ENV Urls=http://0.0.0.0:8080 \
     Gateway__Registry__Path=/etc/city-gateway/registry/devices.json
 
 VOLUME ["/var/lib/city-gateway"]
-EXPOSE 8080
+EXPOSE 8080 8081
 USER gateway:gateway
 WORKDIR /var/lib/city-gateway
 

@@ -1,74 +1,75 @@
-using CityGateway.Journal;
 using CityGateway.Quarantine;
 using CityGateway.Sources.Mqtt;
-using CityGateway.Sources.Serial;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace CityGateway.Health;
 
+/// <summary>
+/// Liveness and readiness. /healthz answers on both listeners. /readyz on the operator listener is
+/// every component check with its details, the gateway's counts and its memory; on the partner
+/// listener it is the readiness alone (for a load balancer), without details.
+/// </summary>
 public static class HealthEndpoints
 {
+    public static void AddHealthChecks(IServiceCollection services)
+    {
+        services.AddHealthChecks()
+            .AddCheck<BrokerHealthCheck>(BrokerHealthCheck.Name, tags: [HealthTags.Ready, HealthTags.Source])
+            .AddCheck<SerialHealthCheck>(SerialHealthCheck.Name, tags: [HealthTags.Ready, HealthTags.Source])
+            .AddCheck<InfluxHealthCheck>(InfluxHealthCheck.Name, tags: [HealthTags.Ready, HealthTags.Storage])
+            .AddCheck<JournalHealthCheck>(JournalHealthCheck.Name, tags: [HealthTags.Ready, HealthTags.Storage])
+            .AddCheck<ExchangeHealthCheck>(ExchangeHealthCheck.Name, tags: [HealthTags.Exchange]);
+    }
+
     public static void Map(WebApplication app)
     {
-        app.MapGet("/healthz", () => Results.Json(new { status = "alive" }));
-        app.MapGet("/readyz", (GatewayHealth health, GatewayMetrics metrics, QuarantineStore quarantine, IFrameLog log,
-            SerialStatus serial, IOptions<MqttConnectionOptions> mqtt, SelfMetricsService self, IOptions<Exchange.ExchangeOptions> exchange) =>
+        app.MapGet("/healthz", () => Results.Json(new { status = "alive" })).OnEveryListener();
+        app.MapHealthChecks("/readyz", new HealthCheckOptions
         {
-            bool influxOk = health.InfluxReachable && !health.InfluxUnauthorised;
-            var journal = log.Stats;
-            var subscriptions = health.Subscriptions;
-            // A refused subscription leaves the gateway connected but deaf to those topics.
-            bool brokerOk = !mqtt.Value.Enabled || (health.BrokerConnected && !subscriptions.Any(s => s.Refused));
-            bool serialOk = serial.Ports.Values.All(p => p.Open);
-            bool ready = brokerOk && influxOk && !journal.Full && serialOk;
-            var body = new
-            {
-                ready,
-                instance = self.Instance,
-                broker = mqtt.Value.Enabled
-                    ? new
-                    {
-                        connected = health.BrokerConnected,
-                        detail = health.BrokerDetail,
-                        clientId = mqtt.Value.ClientId,
-                        sharedGroup = string.IsNullOrEmpty(mqtt.Value.SharedGroup) ? null : mqtt.Value.SharedGroup,
-                        subscriptions = subscriptions.Select(s => new { filter = s.Filter, qos = s.Qos, state = s.State, grantedQos = s.GrantedQos, reason = s.Reason }),
-                    }
-                    : null,
-                serial = serial.Ports.Values.OrderBy(p => p.Name).Select(p => new
-                {
-                    name = p.Name, path = p.Path, open = p.Open, state = p.State,
-                    lines = Interlocked.Read(ref p.Lines), bytes = Interlocked.Read(ref p.Bytes),
-                    overlong = Interlocked.Read(ref p.Overlong), reopens = p.Reopens,
-                }),
-                influx = new
-                {
-                    reachable = health.InfluxReachable,
-                    unauthorised = health.InfluxUnauthorised,
-                    detail = health.InfluxDetail,
-                },
-                journal = new
-                {
-                    durable = journal.Durable,
-                    bytes = journal.Bytes,
-                    maxBytes = journal.MaxBytes,
-                    segments = journal.Segments,
-                    pending = journal.Pending,
-                    full = journal.Full,
-                },
-                exchange = exchange.Value.Enabled || exchange.Value.Partners.Count > 0
-                    ? new { role = exchange.Value.Publisher ? "publisher" : "ingest-only" }
-                    : null,
-                received = metrics.Received,
-                emptyFrames = metrics.EmptyFrames,
-                pointsWritten = metrics.PointsWritten,
-                batches = metrics.Batches,
-                quarantined = quarantine.Total,
-                queueDepth = metrics.QueueDepth(),
-                process = ProcessMemory(),
-            };
-            return Results.Json(body, statusCode: ready ? 200 : 503);
+            Predicate = c => c.Tags.Contains(HealthTags.Ready),
+            ResponseWriter = (http, report) => http.Response.WriteAsJsonAsync(new { ready = report.Status != HealthStatus.Unhealthy }),
         });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { ResponseWriter = WriteDetailsAsync }).OnOperatorListener();
+    }
+
+    /// <summary>The operator's /readyz: the components' sections are their checks' data.</summary>
+    private static Task WriteDetailsAsync(HttpContext http, HealthReport report)
+    {
+        var services = http.RequestServices;
+        var metrics = services.GetRequiredService<GatewayMetrics>();
+        var mqtt = services.GetRequiredService<IOptions<MqttConnectionOptions>>().Value;
+        var exchange = services.GetRequiredService<IOptions<Exchange.ExchangeOptions>>().Value;
+        IReadOnlyDictionary<string, object>? Data(string name) => report.Entries.TryGetValue(name, out var e) ? e.Data : null;
+        // Readiness is decided by the checks tagged "ready"; the others only inform.
+        bool ready = report.Entries.All(e => e.Value.Status != HealthStatus.Unhealthy || !e.Value.Tags.Contains(HealthTags.Ready));
+        var body = new
+        {
+            ready,
+            instance = services.GetRequiredService<SelfMetricsService>().Instance,
+            broker = mqtt.Enabled ? Data(BrokerHealthCheck.Name) : null,
+            serial = Data(SerialHealthCheck.Name) is { } serial && serial.TryGetValue("ports", out var ports) ? ports : Array.Empty<object>(),
+            influx = Data(InfluxHealthCheck.Name),
+            journal = Data(JournalHealthCheck.Name),
+            exchange = exchange.Enabled || exchange.Partners.Count > 0 ? Data(ExchangeHealthCheck.Name) : null,
+            checks = report.Entries.ToDictionary(e => e.Key, e => new
+            {
+                status = e.Value.Status.ToString(),
+                description = e.Value.Description,
+                tags = e.Value.Tags,
+                durationMs = e.Value.Duration.TotalMilliseconds,
+            }),
+            received = metrics.Received,
+            emptyFrames = metrics.EmptyFrames,
+            pointsWritten = metrics.PointsWritten,
+            batches = metrics.Batches,
+            quarantined = services.GetRequiredService<QuarantineStore>().Total,
+            queueDepth = metrics.QueueDepth(),
+            process = ProcessMemory(),
+        };
+        http.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+        return http.Response.WriteAsJsonAsync(body);
     }
 
     /// <summary>Resident memory and the managed heap, so memory can be watched without extra tools.</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using CityGateway.Core;
+using CityGateway.Health;
 using CityGateway.Journal;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
@@ -29,7 +30,7 @@ public static class QuarantineEndpoints
 
     public static void Map(WebApplication app)
     {
-        var group = app.MapGroup("/api/quarantine").AddEndpointFilter(RequireOperatorKey);
+        var group = app.MapGroup("/api/quarantine").AddEndpointFilter(RequireOperatorKey).OnOperatorListener();
         group.MapGet("", List);
         group.MapPost("/replay", Replay);
     }

@@ -305,7 +305,7 @@ internal static class E2eBenchmark
 
     private static async Task<Ready> ReadyAsync(Env env, GatewayProcess gateway)
     {
-        using var response = await env.Http.GetAsync(gateway.BaseUrl + "/readyz");
+        using var response = await env.Http.GetAsync(gateway.OperatorUrl + "/readyz");
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         var b = doc.RootElement;
         return new Ready(b.GetProperty("received").GetInt64(), b.GetProperty("journal").GetProperty("pending").GetInt64(),

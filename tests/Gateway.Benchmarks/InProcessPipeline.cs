@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Text.Json;
 using CityGateway.Core;
 using CityGateway.Decoding;
@@ -8,6 +9,7 @@ using CityGateway.Pipeline;
 using CityGateway.Quarantine;
 using CityGateway.Routing;
 using CityGateway.Storage.Influx;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -23,6 +25,8 @@ internal sealed class InProcessPipeline : IDisposable
     private readonly PipelineService _pipeline;
     private readonly List<Reading> _readings = new(32);
     private readonly List<Point> _points = new(8);
+    // The gateway's counters come from a meter factory, as in the host.
+    private readonly ServiceProvider _meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
 
     public InProcessPipeline(DeviceRegistryFile registryFile, string quarantinePath, params TopicRoute[] extraRoutes)
     {
@@ -31,7 +35,7 @@ internal sealed class InProcessPipeline : IDisposable
         var channels = new WriterQueues();
         Lines = channels.Lines;
         _pipeline = new PipelineService(new MemoryFrameLog(16), channels, new RouteTable([.. GatewayRoutes(), .. extraRoutes], new DecoderCatalog()),
-            new Normaliser(() => registry, new NormalisationOptions()), Quarantine, new GatewayMetrics(), Options.Create(new PipelineOptions()),
+            new Normaliser(() => registry, new NormalisationOptions()), Quarantine, new GatewayMetrics(_meters.GetRequiredService<IMeterFactory>()), Options.Create(new PipelineOptions()),
             Options.Create(new JournalOptions()), new GatewayClock(TimeProvider.System), new StringPool(StringPool.ProcessCapacity), NullLogger<PipelineService>.Instance);
     }
 
@@ -54,5 +58,9 @@ internal sealed class InProcessPipeline : IDisposable
         return routes.Deserialize<List<TopicRoute>>() ?? throw new InvalidOperationException("appsettings.json has no routes");
     }
 
-    public void Dispose() => Quarantine.Dispose();
+    public void Dispose()
+    {
+        Quarantine.Dispose();
+        _meters.Dispose();
+    }
 }

@@ -136,4 +136,40 @@ public sealed class StartupConfigurationTests
         Assert.Contains("in use by another gateway process", output);
         Assert.DoesNotContain("   at ", output); // a message, not a stack trace
     }
+
+    [Theory]
+    [InlineData("operator-port", "is not one address with a port other than 0")]
+    [InlineData("http://127.0.0.1:0", "is not one address with a port other than 0")]
+    [InlineData("http://127.0.0.1:8081;http://127.0.0.1:8082", "is not one address")]
+    public void Invalid_operator_listener_names_the_key(string listen, string because)
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Operations:Listen=" + listen);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Operations:Listen", output);
+        Assert.Contains(because, output);
+    }
+
+    [Fact]
+    public void Operator_listener_on_the_partner_port_names_the_key()
+    {
+        using var dir = new TempDir("cfg");
+        int port = ServiceProcess.FreePort();
+        var (code, output) = RunGateway(dir, "--urls", $"http://127.0.0.1:{port}", "--Gateway:Registry:Path=" + ValidRegistry(dir),
+            $"--Gateway:Operations:Listen=http://127.0.0.1:{port}");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Operations:Listen", output);
+        Assert.Contains("a port of its own", output);
+    }
+
+    [Fact]
+    public void Invalid_otlp_settings_name_the_keys()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir),
+            "--Gateway:Telemetry:OtlpEndpoint=collector:4317", "--Gateway:Telemetry:OtlpProtocol=udp");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Telemetry:OtlpEndpoint", output);
+        Assert.Contains("Gateway:Telemetry:OtlpProtocol", output);
+    }
 }

@@ -21,10 +21,12 @@ public sealed class GatewayProcess : IAsyncDisposable
     {
         Folder = folder;
         HttpPort = ServiceProcess.FreePort();
+        OperatorPort = ServiceProcess.FreePort();
         _args =
         [
             Path.Combine(AppContext.BaseDirectory, "Gateway.dll"),
             "--urls", $"http://127.0.0.1:{HttpPort}",
+            $"--Gateway:Operations:Listen=http://127.0.0.1:{OperatorPort}",
             "--Gateway:Mqtt:Url=" + brokerUrl,
             "--Gateway:Mqtt:ClientId=gwp-" + Guid.NewGuid().ToString("N")[..8],
             "--Gateway:Influx:Url=" + influxUrl,
@@ -43,7 +45,13 @@ public sealed class GatewayProcess : IAsyncDisposable
 
     public int HttpPort { get; }
 
+    /// <summary>The partner listener.</summary>
     public string BaseUrl => $"http://127.0.0.1:{HttpPort}";
+
+    public int OperatorPort { get; }
+
+    /// <summary>The operator listener: quarantine API, /readyz with details, /metrics.</summary>
+    public string OperatorUrl => $"http://127.0.0.1:{OperatorPort}";
 
     public int Starts { get; private set; }
 
@@ -95,7 +103,7 @@ public sealed class GatewayProcess : IAsyncDisposable
     public async Task<(int Status, JsonElement Body)> ReadyAsync()
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        using var response = await http.GetAsync(BaseUrl + "/readyz");
+        using var response = await http.GetAsync(OperatorUrl + "/readyz");
         return ((int)response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
     }
 

@@ -4,6 +4,7 @@ using CityGateway.Health;
 using CityGateway.Quarantine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace CityGateway.Tests.Infrastructure;
 
@@ -29,6 +30,8 @@ public sealed class GatewayRunner : IAsyncDisposable
         var args = new List<string>
         {
             "--urls", "http://127.0.0.1:0",
+            // The operator listener needs a port known before start: requests are told apart by it.
+            "--Gateway:Operations:Listen=http://127.0.0.1:" + ServiceProcess.FreePort(),
             "--Gateway:Mqtt:Url=" + brokerUrl,
             "--Gateway:Mqtt:ClientId=gw-" + Guid.NewGuid().ToString("N")[..8],
             "--Gateway:Influx:Url=" + influxUrl,
@@ -51,7 +54,13 @@ public sealed class GatewayRunner : IAsyncDisposable
         return runner;
     }
 
-    public string BaseUrl => _app.Urls.First();
+    /// <summary>The partner listener (exchange API, well-known document, bare health).</summary>
+    public string BaseUrl => _app.Urls.First(u => new Uri(u).Port != OperatorPort);
+
+    /// <summary>The operator listener (quarantine API, /readyz with details, /metrics).</summary>
+    public string OperatorUrl => _app.Urls.First(u => new Uri(u).Port == OperatorPort);
+
+    private int OperatorPort => _app.Services.GetRequiredService<IOptions<OperatorListenerOptions>>().Value.Port!.Value;
 
     public IServiceProvider Services => _app.Services;
 
@@ -61,10 +70,11 @@ public sealed class GatewayRunner : IAsyncDisposable
 
     public QuarantineStore Quarantine => _app.Services.GetRequiredService<QuarantineStore>();
 
+    /// <summary>GET on the operator listener, as an operator (or monitoring) asks /readyz.</summary>
     public async Task<(int Status, JsonElement Body)> GetJsonAsync(string path)
     {
         using var http = new HttpClient();
-        using var response = await http.GetAsync(BaseUrl + path);
+        using var response = await http.GetAsync(OperatorUrl + path);
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         return ((int)response.StatusCode, body);
     }

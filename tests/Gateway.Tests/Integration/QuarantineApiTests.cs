@@ -21,7 +21,7 @@ public sealed class QuarantineApiTests(ServicesFixture services)
         var db = ServicesFixture.NewDatabase("qapi");
         await using var gateway = await GatewayRunner.StartAsync(services.Broker.Url, services.Influx.Url, db, registryPath,
             "--Gateway:Operations:ApiKey=" + Key);
-        using var http = new HttpClient { BaseAddress = new Uri(gateway.BaseUrl) };
+        using var http = new HttpClient { BaseAddress = new Uri(gateway.OperatorUrl) };
 
         long ts = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 5_000;
         using (var pub = await Publisher.ConnectAsync(services.Broker.Url))
@@ -94,7 +94,7 @@ public sealed class QuarantineApiTests(ServicesFixture services)
         await using var gateway = await GatewayRunner.StartAsync(services.Broker.Url, services.Influx.Url, ServicesFixture.NewDatabase("qoff"), registryPath);
         using var http = new HttpClient();
         http.DefaultRequestHeaders.Authorization = new("Bearer", "anything");
-        var response = await http.GetAsync(gateway.BaseUrl + "/api/quarantine");
+        var response = await http.GetAsync(gateway.OperatorUrl + "/api/quarantine");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
     }
 }

@@ -1,0 +1,131 @@
+using CityGateway.Exchange;
+using CityGateway.Journal;
+using CityGateway.Sources.Mqtt;
+using CityGateway.Sources.Serial;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Health;
+
+// One health check per component. Each reads the state its component already keeps (GatewayHealth,
+// SerialStatus, the journal's stats) and returns it as the check's data: /readyz is those data, as
+// it showed them before the checks existed. Checks tagged "ready" decide readiness.
+
+public static class HealthTags
+{
+    /// <summary>The check decides readiness (/readyz 503 while it is unhealthy).</summary>
+    public const string Ready = "ready";
+    public const string Source = "source";
+    public const string Storage = "storage";
+    public const string Exchange = "exchange";
+}
+
+public sealed class BrokerHealthCheck(GatewayHealth health, IOptions<MqttConnectionOptions> options) : IHealthCheck
+{
+    public const string Name = "broker";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var mqtt = options.Value;
+        if (!mqtt.Enabled) return Task.FromResult(HealthCheckResult.Healthy("MQTT is off (Gateway:Mqtt:Enabled=false)"));
+        var subscriptions = health.Subscriptions;
+        var data = new Dictionary<string, object>
+        {
+            ["connected"] = health.BrokerConnected,
+            ["detail"] = health.BrokerDetail,
+            ["clientId"] = mqtt.ClientId,
+            ["sharedGroup"] = string.IsNullOrEmpty(mqtt.SharedGroup) ? null! : mqtt.SharedGroup,
+            ["subscriptions"] = subscriptions.Select(s => new { filter = s.Filter, qos = s.Qos, state = s.State, grantedQos = s.GrantedQos, reason = s.Reason }).ToArray(),
+        };
+        // A refused subscription leaves the gateway connected but deaf to those topics.
+        var refused = subscriptions.Where(s => s.Refused).Select(s => s.Filter).ToArray();
+        var result = !health.BrokerConnected ? HealthCheckResult.Unhealthy(health.BrokerDetail, data: data)
+            : refused.Length > 0 ? HealthCheckResult.Unhealthy("subscription refused: " + string.Join(", ", refused), data: data)
+            : HealthCheckResult.Healthy(health.BrokerDetail, data);
+        return Task.FromResult(result);
+    }
+}
+
+public sealed class InfluxHealthCheck(GatewayHealth health) : IHealthCheck
+{
+    public const string Name = "influx";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var data = new Dictionary<string, object>
+        {
+            ["reachable"] = health.InfluxReachable,
+            ["unauthorised"] = health.InfluxUnauthorised,
+            ["detail"] = health.InfluxDetail,
+        };
+        var result = health.InfluxUnauthorised ? HealthCheckResult.Unhealthy("InfluxDB refuses the credentials: " + health.InfluxDetail, data: data)
+            : !health.InfluxReachable ? HealthCheckResult.Unhealthy(health.InfluxDetail, data: data)
+            : HealthCheckResult.Healthy(health.InfluxDetail, data);
+        return Task.FromResult(result);
+    }
+}
+
+public sealed class JournalHealthCheck(IFrameLog log) : IHealthCheck
+{
+    public const string Name = "journal";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var stats = log.Stats;
+        var data = new Dictionary<string, object>
+        {
+            ["durable"] = stats.Durable,
+            ["bytes"] = stats.Bytes,
+            ["maxBytes"] = stats.MaxBytes,
+            ["segments"] = stats.Segments,
+            ["pending"] = stats.Pending,
+            ["full"] = stats.Full,
+        };
+        return Task.FromResult(stats.Full
+            ? HealthCheckResult.Unhealthy($"at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes): sources take no frames", data: data)
+            : HealthCheckResult.Healthy($"{stats.Pending} frames pending", data));
+    }
+}
+
+public sealed class SerialHealthCheck(SerialStatus serial) : IHealthCheck
+{
+    public const string Name = "serial";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var ports = serial.Ports.Values.OrderBy(p => p.Name).ToArray();
+        var data = new Dictionary<string, object>
+        {
+            ["ports"] = ports.Select(p => new
+            {
+                name = p.Name, path = p.Path, open = p.Open, state = p.State,
+                lines = Interlocked.Read(ref p.Lines), bytes = Interlocked.Read(ref p.Bytes),
+                overlong = Interlocked.Read(ref p.Overlong), reopens = p.Reopens,
+            }).ToArray(),
+        };
+        var closed = ports.Where(p => !p.Open).Select(p => $"{p.Name}: {p.State}").ToArray();
+        return Task.FromResult(closed.Length > 0
+            ? HealthCheckResult.Unhealthy("closed: " + string.Join("; ", closed), data: data)
+            : HealthCheckResult.Healthy(ports.Length == 0 ? "no serial ports configured" : $"{ports.Length} open", data));
+    }
+}
+
+/// <summary>The exchange role of this instance; informational, it does not decide readiness.</summary>
+public sealed class ExchangeHealthCheck(IOptions<ExchangeOptions> options, IServiceProvider services) : IHealthCheck
+{
+    public const string Name = "exchange";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var o = options.Value;
+        if (!o.Enabled && o.Partners.Count == 0) return Task.FromResult(HealthCheckResult.Healthy("not configured"));
+        var data = new Dictionary<string, object> { ["role"] = o.Publisher ? "publisher" : "ingest-only" };
+        // Only a publisher with partners runs the federation client.
+        if (services.GetService<FederationClient>() is { } federation)
+        {
+            data["federationAccepted"] = Interlocked.Read(ref federation.Accepted);
+            data["federationRejected"] = Interlocked.Read(ref federation.Rejected);
+        }
+        return Task.FromResult(HealthCheckResult.Healthy((string)data["role"], data));
+    }
+}
