@@ -40,7 +40,7 @@ internal sealed class ProgressLine : IDisposable
             string line;
             try { line = _render(); } catch { return; }
             int width = 0;
-            try { width = Console.WindowWidth; } catch { /* not a console */ }
+            try { width = Console.WindowWidth; } catch (IOException) { width = 0; /* not a console: lines are not cut */ }
             if (width > 1 && line.Length >= width) line = line[..(width - 1)];
             Console.Error.Write("\r" + line + new string(' ', Math.Max(0, _lastLength - line.Length)));
             _lastLength = line.Length;

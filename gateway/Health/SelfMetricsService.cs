@@ -54,7 +54,10 @@ public sealed partial class SelfMetricsService(
             while (await timer.WaitForNextTickAsync(stoppingToken))
                 Emit();
         }
-        catch (OperationCanceledException) { }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return; // shutdown
+        }
     }
 
     internal void Emit()

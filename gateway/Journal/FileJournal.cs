@@ -88,7 +88,7 @@ public sealed partial class FileJournal : IFrameLog
     /// segments. The lock is an exclusive advisory lock (flock) on journal.lock, held while the
     /// journal is open; the kernel releases it when the process ends, however it ends.
     /// </summary>
-    private static FileStream TakeLock(string dir)
+    private FileStream TakeLock(string dir)
     {
         var path = System.IO.Path.Combine(dir, LockFile);
         FileStream stream;
@@ -110,7 +110,11 @@ public sealed partial class FileJournal : IFrameLog
             stream.Write(owner);
             stream.Flush();
         }
-        catch (IOException) { /* the lock is what matters */ }
+        catch (IOException e)
+        {
+            // The lock is what matters; the note only helps an operator.
+            LogLockNoteFailed(path, e.Message);
+        }
         return stream;
     }
 
@@ -287,8 +291,8 @@ public sealed partial class FileJournal : IFrameLog
     {
         lock (_appendLock)
         {
+            // Complete() sets _completed before Dispose() closes the writer, under this lock.
             try { if (!_completed) _writer.Flush(flushToDisk: true); }
-            catch (ObjectDisposedException) { }
             catch (IOException e) { LogFsyncFailed(e.Message); }
         }
     }
@@ -497,7 +501,8 @@ public sealed partial class FileJournal : IFrameLog
         // An empty segment left by this run carries nothing: remove it.
         if (_current.Count == 0)
         {
-            try { File.Delete(_current.Path); } catch (IOException) { }
+            try { File.Delete(_current.Path); }
+            catch (IOException e) { LogDeleteFailed(_current.Path, e.Message); }
         }
         // Released last; the file stays (deleting it would let two processes lock different files).
         _lock.Dispose();
@@ -520,6 +525,9 @@ public sealed partial class FileJournal : IFrameLog
 
     [LoggerMessage(EventId = 6006, Level = LogLevel.Error, Message = "Journal fsync failed: {Error}")]
     private partial void LogFsyncFailed(string error);
+
+    [LoggerMessage(EventId = 6007, Level = LogLevel.Warning, Message = "Journal lock {Path} is held, but the note naming this process could not be written: {Error}")]
+    private partial void LogLockNoteFailed(string path, string error);
 }
 
 /// <summary>The journal folder is locked by another process: two instances were given one journal.</summary>

@@ -53,7 +53,10 @@ public sealed partial class RegistryHolder : BackgroundService
                 if (File.Exists(_path) && File.GetLastWriteTimeUtc(_path) != _loadedWriteTime) Reload();
             }
         }
-        catch (OperationCanceledException) { }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return; // shutdown
+        }
     }
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Device registry loaded: {Count} devices from {Path}")]

@@ -343,7 +343,12 @@ public sealed class PrivacyBudgetLedger : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try { File.Delete(tmp); }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // The ledger file itself is untouched; the stray temporary file is replaced by the next write.
+                e.Data["cleanup"] = cleanup.Message;
+            }
             throw new LedgerWriteException(replaced: false, e);
         }
         _unpersisted = true;

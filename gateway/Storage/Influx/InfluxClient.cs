@@ -179,9 +179,15 @@ public sealed class InfluxClient : IDisposable
                 if (doc.RootElement.TryGetProperty("message", out var m)) return m.GetString() ?? text;
             }
         }
-        catch (JsonException) { }
-        return text.Length > 1000 ? text[..1000] : text;
+        catch (JsonException)
+        {
+            // Not JSON (a proxy's HTML page, plain text): the text itself is the message.
+            return Excerpt(text);
+        }
+        return Excerpt(text);
     }
+
+    private static string Excerpt(string text) => text.Length > 1000 ? text[..1000] : text;
 
     public void Dispose() => _http.Dispose();
 }

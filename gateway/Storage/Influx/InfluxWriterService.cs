@@ -239,8 +239,8 @@ public sealed partial class InfluxWriterService : BackgroundService
                     var wait = result.RetryAfter is { } ra && ra > TimeSpan.Zero
                         ? TimeSpan.FromMilliseconds(Math.Min(ra.TotalMilliseconds, _options.RetryMaxMs))
                         : Jitter(delay);
-                    try { await Task.Delay(wait, stoppingToken); }
-                    catch (OperationCanceledException) { }
+                    // Shutdown cuts the wait short; the next attempt then reports what is left.
+                    await Task.Delay(wait, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                     delay = TimeSpan.FromMilliseconds(Math.Min(_options.RetryMaxMs, delay.TotalMilliseconds * 2));
                     pending.Push(part);
                     break;
