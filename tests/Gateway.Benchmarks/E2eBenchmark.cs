@@ -481,12 +481,14 @@ internal static class E2eBenchmark
         Console.WriteLine();
         Console.WriteLine($"medians over {s.Runs} runs ({s.Messages:N0} messages from {s.Devices:N0} devices, {Environment.ProcessorCount} cores; CPU in seconds per 1,000 messages):");
         var medians = new Dictionary<(string, int), double>();
+        var cpuMedians = new Dictionary<(string, int, string), double>();
         foreach (var g in results.Where(r => r.Error is null).GroupBy(r => (r.Case, r.Qos)).OrderBy(g => g.Key.Case).ThenBy(g => g.Key.Qos))
         {
             double rate = Stats.Median(g.Select(r => r.Rate));
             medians[g.Key] = rate;
             var processes = g.First().Cpu.Select(c => c.Process).ToArray();
             var cpu = processes.Select(p => (p, Stats.Median(g.Select(r => r.Cpu.First(c => c.Process == p).Seconds / r.Messages * 1000)))).ToArray();
+            foreach (var (process, median) in cpu) cpuMedians[(g.Key.Case, g.Key.Qos, process)] = median;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {CaseNames[g.Key.Case],-26} {QosLabel(g.Key.Qos)} {rate,10:N0} msg/s {Stats.Median(g.Select(r => r.Seconds)),7:F2} s  ({g.Count()} ok)  ") +
                 string.Join("  ", cpu.Select(c => string.Create(CultureInfo.InvariantCulture, $"{c.p} {c.Item2:F4}"))) +
@@ -497,13 +499,35 @@ internal static class E2eBenchmark
         foreach (var q in s.Qos)
         {
             double a = medians.GetValueOrDefault(("a", q), double.NaN), b = medians.GetValueOrDefault(("b", -1), double.NaN);
-            double c = medians.GetValueOrDefault(("c", q), double.NaN), d = medians.GetValueOrDefault(("d", q), double.NaN);
+            double c = medians.GetValueOrDefault(("c", q), double.NaN);
             double bound = 1 / (1 / a + 1 / b);
-            Console.WriteLine(Target($"QoS {q}: gateway / (1/(1/a + 1/b))", c, bound, 0.9,
+            Console.WriteLine(Target($"QoS {q}: gateway / (1/(1/a + 1/b))", c, bound, 0.95,
                 string.Create(CultureInfo.InvariantCulture, $"c {c:N0} vs {bound:N0} msg/s")));
-            Console.WriteLine(Target($"QoS {q}: gateway / Node-RED", c, d, 10,
-                string.Create(CultureInfo.InvariantCulture, $"c {c:N0} vs d {d:N0} msg/s")));
+            // CPU per message: the broker and InfluxDB are shared by every case, so throughput
+            // ratios between c and d are capped by them; CPU per message is not.
+            double gw = cpuMedians.GetValueOrDefault(("c", q, "gateway"), double.NaN);
+            double sub = cpuMedians.GetValueOrDefault(("a", q, "mosquitto_sub"), double.NaN);
+            double nodeRed = cpuMedians.GetValueOrDefault(("d", q, "node-red"), double.NaN);
+            Console.WriteLine(AtMost($"QoS {q}: gateway CPU / mosquitto_sub CPU", gw, sub, 1.5,
+                string.Create(CultureInfo.InvariantCulture, $"{gw * 1000:F1} vs {sub * 1000:F1} ms per 1,000 msgs")));
+            Console.WriteLine(Info($"QoS {q}: Node-RED CPU / gateway CPU", nodeRed, gw,
+                string.Create(CultureInfo.InvariantCulture, $"{nodeRed * 1000:F1} vs {gw * 1000:F1} ms per 1,000 msgs")));
         }
+    }
+
+    private static string AtMost(string what, double value, double reference, double limit, string detail)
+    {
+        double ratio = value / reference;
+        if (!double.IsFinite(ratio)) return $"  {what,-36} n/a (a case is missing or failed)";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"  {what,-36} {ratio,6:F2}  (target <= {limit:0.#}) {(ratio <= limit ? "PASS" : "MISS")}   {detail}");
+    }
+
+    private static string Info(string what, double value, double reference, string detail)
+    {
+        double ratio = value / reference;
+        if (!double.IsFinite(ratio)) return $"  {what,-36} n/a (a case is missing or failed)";
+        return string.Create(CultureInfo.InvariantCulture, $"  {what,-36} {ratio,6:F2}              {detail}");
     }
 
     private static string Target(string what, double value, double reference, double target, string detail)

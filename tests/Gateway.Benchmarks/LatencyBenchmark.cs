@@ -17,7 +17,7 @@ namespace CityGateway.Benchmarks;
 /// </summary>
 internal static class LatencyBenchmark
 {
-    private const double TargetP99Ms = 1000;
+    private const double TargetP99Ms = 300;
     private const string MarkerType = "bench-marker";
     private const string MarkerSite = "latency-marker";
 
