@@ -90,6 +90,7 @@ public static class GatewayApp
             var registry = sp.GetRequiredService<RegistryHolder>();
             return new Normaliser(() => registry.Current, sp.GetRequiredService<IOptions<NormalisationOptions>>().Value);
         });
+        services.AddSingleton<IMqttConnection, MosquittoConnection>();
         services.AddSingleton(sp => new InfluxClient(sp.GetRequiredService<IOptions<InfluxOptions>>().Value));
 
         // Hosted services stop in reverse order: the source stops intake first, then the pipeline
