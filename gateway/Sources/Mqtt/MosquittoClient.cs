@@ -6,16 +6,20 @@ using CityGateway.Sources.Mqtt.Native;
 
 namespace CityGateway.Sources.Mqtt;
 
-/// <summary>A message as libmosquitto hands it over; the spans are valid only during the callback.</summary>
+/// <summary>A received PUBLISH as the client hands it over; the spans are valid only during the callback.</summary>
 public readonly ref struct MqttIncoming
 {
-    public MqttIncoming(string topic, ReadOnlySpan<byte> payload, int qos, bool retain)
+    public MqttIncoming(string topic, ReadOnlySpan<byte> payload, int qos, bool retain, int packetId = 0)
     {
         Topic = topic;
         Payload = payload;
         Qos = qos;
         Retain = retain;
+        PacketId = packetId;
     }
+
+    /// <summary>The packet identifier of a QoS 1/2 message (0 for QoS 0): what an acknowledgement refers to.</summary>
+    public int PacketId { get; }
 
     public string Topic { get; }
     public ReadOnlySpan<byte> Payload { get; }
@@ -110,6 +114,13 @@ public sealed unsafe class MosquittoClient : IDisposable
 
     public bool IsConnected => _connected;
 
+    /// <summary>
+    /// Whether libmosquitto's network thread reconnects by itself after a lost connection (the default,
+    /// for publishers). When false, a lost connection ends the network thread and the owner reconnects
+    /// with <see cref="Stop"/> and <see cref="TryConnect"/>.
+    /// </summary>
+    public bool ReconnectsItself { get; set; } = true;
+
     public string Endpoint => $"{_host}:{_port}";
 
     /// <summary>The MQTT version in use: 5 or 4 (3.1.1).</summary>
@@ -156,9 +167,12 @@ public sealed unsafe class MosquittoClient : IDisposable
 
     /// <summary>Switches to MQTT 3.1.1 for brokers that refuse MQTT 5. Only valid before <see cref="TryConnect"/>
     /// or after <see cref="Stop"/>.</summary>
-    public void UseProtocol311()
+    public void UseProtocol311() => UseProtocolVersion(4);
+
+    /// <summary>Sets the MQTT version of the next connect: 5, or 4 (3.1.1). Same rules as <see cref="UseProtocol311"/>.</summary>
+    public void UseProtocolVersion(int version)
     {
-        _protocol = Mosquitto.ProtocolV311;
+        _protocol = version == 4 ? Mosquitto.ProtocolV311 : Mosquitto.ProtocolV5;
         Mosquitto.IntOption(_mosq, Mosquitto.OptProtocolVersion, _protocol);
     }
 
@@ -257,6 +271,9 @@ public sealed unsafe class MosquittoClient : IDisposable
         var self = From(userData);
         if (self is null) return;
         self._connected = false;
+        // The socket is already closed here; marking the client disconnected makes the network thread
+        // end instead of reconnecting (libmosquitto's loop checks the state after this callback).
+        if (rc != 0 && !self.ReconnectsItself) Mosquitto.Disconnect(mosq);
         try { self.Disconnected?.Invoke(rc); } catch { }
     }
 
@@ -270,7 +287,7 @@ public sealed unsafe class MosquittoClient : IDisposable
             // Each device publishes on its own topic, again and again: the pool gives its string without allocating.
             var topic = message->Topic is null ? "" : self._topics.Get(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(message->Topic));
             var payload = new ReadOnlySpan<byte>(message->Payload, message->PayloadLen);
-            handler(new MqttIncoming(topic, payload, message->Qos, message->Retain));
+            handler(new MqttIncoming(topic, payload, message->Qos, message->Retain, message->Mid));
         }
         catch { }
     }

@@ -12,7 +12,11 @@ public static class MqttRegistration
     {
         services.AddOptions<MqttConnectionOptions>().Bind(gateway.GetSection("Mqtt")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<MqttConnectionOptions>, MqttOptionsValidator>();
-        if (gateway.GetValue("Mqtt:Enabled", true)) services.AddSingleton<IFrameSource, MqttSource>();
+        if (gateway.GetValue("Mqtt:Enabled", true))
+        {
+            services.AddSingleton<IMqttConnection, MosquittoConnection>();
+            services.AddSingleton<IFrameSource, MqttSource>();
+        }
         return services;
     }
 }

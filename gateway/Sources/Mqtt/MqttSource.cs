@@ -8,53 +8,55 @@ using Microsoft.Extensions.Options;
 namespace CityGateway.Sources.Mqtt;
 
 /// <summary>
-/// Subscribes to every route's topic filter and hands each message to the pipeline. Subscriptions
+/// Subscribes to every route's topic filter and hands each message to the journal through the
+/// shared <see cref="FrameIntake"/>. It owns the connection's life through <see cref="IMqttConnection"/>:
+/// connects with capped backoff, reconnects after a loss, pauses at the journal bound. Subscriptions
 /// are renewed after every (re)connect, whether or not the broker kept the session, so a broker
 /// restart without persistence never leaves a connected but deaf consumer. With
 /// Gateway:Mqtt:SharedGroup set, each filter is subscribed as <c>$share/{group}/{filter}</c> so that
 /// several instances split the messages; routing still matches the message's real topic. The broker's
 /// answer to each subscription is checked: a refused one is logged and makes /readyz fail.
 /// </summary>
-public sealed partial class MqttSource : BackgroundService, IFrameSource
+public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrameIntakeEvents
 {
     private readonly MqttConnectionOptions _options;
     private readonly (string Filter, int Qos)[] _subscriptions;
-    private readonly IFrameLog _log;
+    private readonly MqttSubscription[] _subscribe;
+    private readonly IMqttConnection _client;
+    private readonly FrameIntake _intake;
     private readonly int _keepBytes;
+    private readonly int _quarantineKeep;
     private readonly GatewayMetrics _metrics;
     private readonly GatewayHealth _health;
+    private readonly TimeProvider _time;
     private readonly ILogger<MqttSource> _logger;
     private readonly GatewayClock _clock;
-    private readonly StringPool _names;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly SemaphoreSlim _protocolFallback = new(0, 1);
-    private readonly SemaphoreSlim _journalFull = new(0, 1);
-    private volatile bool _paused;
-    private MosquittoClient? _client;
-    private long _droppedAtShutdown;
-    private volatile string? _refusal;
+    private readonly object _subscriptionsLock = new();
+    private MqttProtocol _protocol;
+    private TaskCompletionSource<MqttDisconnect> _lost = NewLost();
+    // Which connection the subscription answers belong to: those of an earlier one are ignored.
+    private int _connection;
+    private long _lastMessageAt;
 
-    public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, IFrameLog log,
+    public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, IFrameLog log, IMqttConnection client,
         IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
-        GatewayMetrics metrics, GatewayHealth health, GatewayClock clock, StringPool names, ILogger<MqttSource> logger)
+        GatewayMetrics metrics, GatewayHealth health, GatewayClock clock, ILogger<MqttSource> logger, TimeProvider? time = null)
     {
         _clock = clock;
-        _names = names;
         _options = options.Value;
         _subscriptions = Subscriptions(routes.Routes, _options.SharedGroup);
-        _log = log;
+        _subscribe = _subscriptions.Select(s => new MqttSubscription(s.Filter, s.Qos)).ToArray();
+        _client = client;
+        _intake = new FrameIntake("mqtt", log, metrics, clock, this);
         _keepBytes = Math.Max(pipeline.Value.MaxPayloadBytes, 0);
         _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
         _metrics = metrics;
         _health = health;
         _logger = logger;
+        _time = time ?? TimeProvider.System;
+        _protocol = _options.ProtocolVersion == 4 ? MqttProtocol.V311 : MqttProtocol.V5;
     }
-
-    private readonly int _quarantineKeep;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> _pendingSubacks = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, int> _unsubacked = new();
-    private long _lastMessageAt;
-    private readonly object _subscriptionsLock = new();
 
     /// <summary>What to subscribe to: each MQTT route's filter once (at the highest QoS asked for it),
     /// in its shared form when a group is set.</summary>
@@ -64,172 +66,174 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource
             .Select(g => (g.Key, g.Max(r => r.Qos)))
             .ToArray();
 
+    private static TaskCompletionSource<MqttDisconnect> NewLost() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private TimeSpan MinDelay => TimeSpan.FromSeconds(Math.Max(1, _options.ReconnectMinSeconds));
+
+    private TimeSpan MaxDelay => TimeSpan.FromSeconds(Math.Max(_options.ReconnectMinSeconds, _options.ReconnectMaxSeconds));
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await Task.Yield(); // the first connect blocks; keep it off the host's start-up path
-        using var client = new MosquittoClient(_options, _names);
-        _client = client;
-        client.Connected = OnConnected;
-        client.Disconnected = OnDisconnected;
-        client.MessageReceived = OnMessage;
-        client.Subscribed = OnSubscribed;
-        client.Unsubscribed = mid => _unsubacked[mid] = 0;
-        LogStarting(client.Endpoint, _options.ClientId, MosquittoClient.LibraryVersion, _options.CleanSession ? "clean" : "persistent");
-        if (!string.IsNullOrEmpty(_options.SharedGroup)) LogSharedGroup(_options.SharedGroup, _options.ClientId);
+        _client.MessageReceived = OnMessage;
+        _client.ConnectionLost = OnConnectionLost;
         try
         {
+            LogStarting(_client.Endpoint, _options.ClientId, _client.Implementation, _options.CleanSession ? "clean" : "persistent");
+            if (!string.IsNullOrEmpty(_options.SharedGroup)) LogSharedGroup(_options.SharedGroup, _options.ClientId);
+            bool afterLoss = false;
+            Task? full = null;
             while (!stoppingToken.IsCancellationRequested)
             {
-                await ConnectAsync(client, stoppingToken);
-                // Wait for shutdown, a full journal, or a broker that refuses MQTT 5.
-                var fallback = _protocolFallback.WaitAsync(stoppingToken);
-                var full = _journalFull.WaitAsync(stoppingToken);
-                var which = await Task.WhenAny(fallback, full);
-                await which; // throws when stopping
+                var lost = await ConnectAsync(afterLoss, stoppingToken);
+                // One wait for the bound at a time, kept across connections, so that no signal goes to a stale waiter.
+                full ??= _intake.BoundReachedAsync(stoppingToken);
+                var which = await Task.WhenAny(lost, full);
                 if (which == full)
                 {
+                    full = null;
+                    await which; // throws when stopping
                     // Stop reading: the broker keeps what follows in our persistent session.
-                    client.Stop();
-                    var stats = _log.Stats;
+                    await _client.DisconnectAsync(stoppingToken);
+                    _health.BrokerConnected = false;
+                    var stats = _intake.Stats;
                     _health.BrokerDetail = $"paused: the journal is at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes)";
                     LogPaused(stats.Bytes, stats.MaxBytes);
-                    await _log.WaitForRoomAsync(stoppingToken);
-                    _paused = false;
-                    LogResumed(_log.Stats.Bytes);
+                    await _intake.WaitForRoomAsync(stoppingToken);
+                    LogResumed(_intake.Stats.Bytes);
+                    afterLoss = false;
                 }
                 else
                 {
-                    LogProtocolFallback(client.Endpoint);
-                    client.Stop();
-                    client.UseProtocol311();
+                    // Logged by OnConnectionLost. Make sure the client's own loop has ended, then reconnect with backoff.
+                    await _client.DisconnectAsync(stoppingToken);
+                    _health.BrokerConnected = false;
+                    afterLoss = true;
                 }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
         finally
         {
-            if (_options.LeaveGroupOnShutdown && !string.IsNullOrEmpty(_options.SharedGroup)) await LeaveGroupAsync(client);
-            // Stop intake first: no callback runs after Stop returns; then let the pipeline drain.
+            if (_options.LeaveGroupOnShutdown && !string.IsNullOrEmpty(_options.SharedGroup)) await LeaveGroupAsync();
+            // Stop intake first: no callback runs after the disconnect returns; then let the pipeline drain.
             _stopping.Cancel();
-            client.Stop();
+            await _client.DisconnectAsync(CancellationToken.None);
             _health.BrokerConnected = false;
             _health.BrokerDetail = "stopped";
-            _client = null;
-            if (_droppedAtShutdown > 0) LogDroppedAtShutdown(_droppedAtShutdown);
-            LogStopped(client.Endpoint);
+            if (_intake.Dropped > 0) LogDroppedAtShutdown(_intake.Dropped);
+            LogStopped(_client.Endpoint);
         }
     }
 
     /// <summary>
-    /// Leaves the shared group before disconnecting: unsubscribes, waits for the broker's answer, then
-    /// takes in what the broker had already handed to this instance until nothing has come for a
-    /// moment. Afterwards the persistent session holds no subscription, so the broker no longer
-    /// queues a share for it. Bounded, so shutdown still ends within its timeout.
+    /// Connects, retrying with capped exponential backoff (ReconnectMinSeconds doubling to
+    /// ReconnectMaxSeconds) while the broker is unreachable or refuses; after a lost connection the
+    /// first attempt waits too, so two instances that take one session from each other do not spin.
+    /// A broker that refuses MQTT 5 is asked again at once with 3.1.1. Returns the task that completes
+    /// when this connection is lost.
     /// </summary>
-    private async Task LeaveGroupAsync(MosquittoClient client)
+    private async Task<Task<MqttDisconnect>> ConnectAsync(bool afterLoss, CancellationToken ct)
     {
-        var group = _options.SharedGroup;
-        if (!client.IsConnected)
+        var delay = MinDelay;
+        if (afterLoss)
         {
-            LogCannotLeave(group);
-            return;
+            await Task.Delay(delay, _time, ct);
+            delay = Next(delay);
         }
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        long before = _metrics.Received;
-        // Called from this thread, not the network thread: an UNSUBACK may come back before the
-        // message id is known here, so answers are collected and compared afterwards.
-        var sent = new List<int>();
-        foreach (var (filter, _) in _subscriptions)
-        {
-            int rc = client.Unsubscribe(filter, out int mid);
-            if (rc == 0) sent.Add(mid);
-            else LogUnsubscribeFailed(filter, MosquittoClient.DescribeError(rc));
-        }
-        var answerBy = TimeSpan.FromSeconds(5);
-        bool Answered() => sent.All(_unsubacked.ContainsKey);
-        while (!Answered() && sw.Elapsed < answerBy && client.IsConnected) await Task.Delay(20);
-        bool answered = Answered();
-        // Messages already on their way still arrive after the UNSUBACK; none are assigned to us after it.
-        var quiet = TimeSpan.FromMilliseconds(500);
-        var drainBy = sw.Elapsed + TimeSpan.FromSeconds(10);
-        Interlocked.Exchange(ref _lastMessageAt, Math.Max(Interlocked.Read(ref _lastMessageAt), Environment.TickCount64));
-        while (answered && sw.Elapsed < drainBy && client.IsConnected
-               && Environment.TickCount64 - Interlocked.Read(ref _lastMessageAt) < quiet.TotalMilliseconds)
-            await Task.Delay(50);
-        if (answered) LogLeftGroup(group, _metrics.Received - before, sw.Elapsed.TotalSeconds);
-        else LogCannotLeave(group);
-    }
-
-    private async Task ConnectAsync(MosquittoClient client, CancellationToken ct)
-    {
-        var delay = TimeSpan.FromSeconds(Math.Max(1, _options.ReconnectMinSeconds));
-        var max = TimeSpan.FromSeconds(Math.Max(_options.ReconnectMinSeconds, _options.ReconnectMaxSeconds));
         while (true)
         {
-            var error = client.TryConnect();
-            if (error is null) return;
-            _health.BrokerDetail = $"cannot connect to {client.Endpoint}: {error}";
-            LogConnectFailed(client.Endpoint, error, delay.TotalSeconds);
-            await Task.Delay(delay, ct);
-            delay = TimeSpan.FromTicks(Math.Min(max.Ticks, delay.Ticks * 2));
-        }
-    }
-
-    private void OnConnected(int rc, bool sessionPresent)
-    {
-        var client = _client;
-        if (client is null) return;
-        if (rc != 0)
-        {
-            var reason = MosquittoClient.DescribeConnack(rc);
+            // Armed before connecting: a loss can be reported before ConnectAsync has returned.
+            var lost = NewLost();
+            Volatile.Write(ref _lost, lost);
+            var result = await _client.ConnectAsync(_protocol, ct);
+            if (result.Outcome == MqttConnectOutcome.Accepted)
+            {
+                OnConnected(result.SessionPresent, ct);
+                return lost.Task;
+            }
             _health.BrokerConnected = false;
-            _refusal = $"connection refused by {client.Endpoint}: {reason}";
-            _health.BrokerDetail = _refusal;
-            LogRefused(client.Endpoint, rc, reason);
-            // 132 (MQTT 5) or 1 (3.1.1): the broker does not speak the protocol version we asked for.
-            if (client.ProtocolVersion == 5 && rc is 132 or 1 && _protocolFallback.CurrentCount == 0) _protocolFallback.Release();
-            return;
-        }
-        _refusal = null;
-        LogConnected(client.Endpoint, client.ProtocolVersion == 5 ? "5" : "3.1.1", sessionPresent);
-        if (client.ProtocolVersion != 5 && !string.IsNullOrEmpty(_options.SharedGroup)) LogSharedOn311(client.Endpoint);
-        _pendingSubacks.Clear();
-        lock (_subscriptionsLock)
-            _health.Subscriptions = _subscriptions.Select(s => new SubscriptionStatus(s.Filter, s.Qos, "pending")).ToArray();
-        for (int i = 0; i < _subscriptions.Length; i++)
-        {
-            var (filter, qos) = _subscriptions[i];
-            // The SUBACK is handled on this same network thread after this callback returns, so the
-            // message id is recorded before its answer can arrive.
-            int src = client.Subscribe(filter, qos, out int mid);
-            if (src == 0) _pendingSubacks[mid] = i;
+            if (result.Outcome == MqttConnectOutcome.Refused)
+            {
+                // The broker refused us (credentials, protocol): that, not the socket closing, is the news.
+                _health.BrokerDetail = $"connection refused by {_client.Endpoint}: {result.Reason}; retrying";
+                LogRefused(_client.Endpoint, result.Code, result.Reason);
+                // 132 (MQTT 5) or 1 (3.1.1): the broker does not speak the protocol version we asked for.
+                if (_protocol == MqttProtocol.V5 && result.Code is 132 or 1)
+                {
+                    LogProtocolFallback(_client.Endpoint);
+                    _protocol = MqttProtocol.V311;
+                    continue;
+                }
+            }
             else
             {
-                LogSubscribeFailed(filter, MosquittoClient.DescribeError(src));
-                SetSubscription(i, s => s with { State = "refused", Reason = MosquittoClient.DescribeError(src) });
+                _health.BrokerDetail = $"cannot connect to {_client.Endpoint}: {result.Reason}";
+                LogConnectFailed(_client.Endpoint, result.Reason, delay.TotalSeconds);
             }
+            await Task.Delay(delay, _time, ct);
+            delay = Next(delay);
         }
-        _health.BrokerConnected = true;
-        _health.BrokerDetail = $"connected to {client.Endpoint} (MQTT {(client.ProtocolVersion == 5 ? "5" : "3.1.1")})";
     }
 
-    /// <summary>The broker's answer to one SUBSCRIBE: the granted QoS, or a reason code of 128 or more.</summary>
-    private void OnSubscribed(int mid, int code)
+    private TimeSpan Next(TimeSpan delay) => TimeSpan.FromTicks(Math.Min(MaxDelay.Ticks, delay.Ticks * 2));
+
+    /// <summary>Every filter is subscribed again on every connection, whether or not the broker kept the
+    /// session: a broker restarted without persistence would otherwise leave us connected but deaf.</summary>
+    private void OnConnected(bool sessionPresent, CancellationToken ct)
     {
-        if (!_pendingSubacks.TryRemove(mid, out int i) || i >= _subscriptions.Length) return;
-        var (filter, qos) = _subscriptions[i];
-        if (code >= 128)
+        var protocol = _protocol == MqttProtocol.V5 ? "5" : "3.1.1";
+        LogConnected(_client.Endpoint, protocol, sessionPresent);
+        if (_protocol != MqttProtocol.V5 && !string.IsNullOrEmpty(_options.SharedGroup)) LogSharedOn311(_client.Endpoint);
+        int connection = Interlocked.Increment(ref _connection);
+        lock (_subscriptionsLock)
+            _health.Subscriptions = _subscriptions.Select(s => new SubscriptionStatus(s.Filter, s.Qos, "pending")).ToArray();
+        _health.BrokerConnected = true;
+        _health.BrokerDetail = $"connected to {_client.Endpoint} (MQTT {protocol})";
+        // Not awaited: the loop must see a full journal or a loss while the broker answers.
+        _ = SubscribeAsync(connection, ct);
+    }
+
+    private async Task SubscribeAsync(int connection, CancellationToken ct)
+    {
+        MqttSubscribeResult[] results;
+        try
         {
-            // E.g. 0x87 not authorised, 0x9E shared subscriptions not supported: the gateway would be
-            // connected but deaf to these topics, so this is an error and /readyz says so.
-            var reason = MosquittoClient.DescribeConnack(code);
-            LogSubscribeRefused(filter, code, reason);
-            SetSubscription(i, s => s with { State = "refused", Reason = $"{reason} (code {code})" });
+            results = await _client.SubscribeAsync(_subscribe, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
             return;
         }
-        if (code < qos) LogSubscribeDowngraded(filter, qos, code);
-        else LogSubscribed(filter, code);
-        SetSubscription(i, s => s with { State = "granted", GrantedQos = code });
+        catch (Exception e)
+        {
+            results = _subscribe.Select(s => MqttSubscribeResult.Refuse(s.Filter, -1, e.Message)).ToArray();
+        }
+        // Answers of a connection that has since ended say nothing about the current one.
+        if (connection != Volatile.Read(ref _connection) || !_client.IsConnected) return;
+        for (int i = 0; i < results.Length && i < _subscriptions.Length; i++)
+        {
+            var (filter, qos) = _subscriptions[i];
+            var r = results[i];
+            if (r.Granted)
+            {
+                if (r.GrantedQos < qos) LogSubscribeDowngraded(filter, qos, r.GrantedQos);
+                else LogSubscribed(filter, r.GrantedQos);
+                SetSubscription(i, s => s with { State = "granted", GrantedQos = r.GrantedQos });
+            }
+            else if (r.Code >= 128)
+            {
+                // E.g. 0x87 not authorised, 0x9E shared subscriptions not supported: the gateway would be
+                // connected but deaf to these topics, so this is an error and /readyz says so.
+                LogSubscribeRefused(filter, r.Code, r.Reason);
+                SetSubscription(i, s => s with { State = "refused", Reason = $"{r.Reason} (code {r.Code})" });
+            }
+            else
+            {
+                LogSubscribeFailed(filter, r.Reason);
+                SetSubscription(i, s => s with { State = "refused", Reason = r.Reason });
+            }
+        }
     }
 
     private void SetSubscription(int index, Func<SubscriptionStatus, SubscriptionStatus> change)
@@ -243,87 +247,90 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource
         }
     }
 
-    private void OnDisconnected(int rc)
+    /// <summary>Runs on the client's thread when an accepted connection ends without our asking.</summary>
+    private void OnConnectionLost(MqttDisconnect lost)
     {
         _health.BrokerConnected = false;
-        if (rc == 0 || _stopping.IsCancellationRequested)
+        if (_stopping.IsCancellationRequested)
         {
             _health.BrokerDetail = "disconnected";
-            return;
         }
-        if (_refusal is { } refusal)
-        {
-            // The broker refused us (credentials, protocol): that, not the socket closing, is the news.
-            _health.BrokerDetail = refusal + "; retrying";
-            return;
-        }
-        var endpoint = _client?.Endpoint ?? "";
-        var reason = rc < 128 ? MosquittoClient.DescribeError(rc) : MosquittoClient.DescribeConnack(rc);
-        _health.BrokerDetail = $"connection to {endpoint} lost: {reason}; reconnecting";
-        if (rc == SessionTakenOver)
+        else if (lost.SessionTakenOver)
         {
             // Another client connected with our client id. Two gateway instances with one id take the
             // session from each other at every reconnect; each needs an id of its own.
-            _health.BrokerDetail = $"session taken over at {endpoint}: another client connected with client id '{_options.ClientId}'; reconnecting";
-            LogSessionTakenOver(endpoint, _options.ClientId);
-            return;
+            _health.BrokerDetail = $"session taken over at {_client.Endpoint}: another client connected with client id '{_options.ClientId}'; reconnecting";
+            LogSessionTakenOver(_client.Endpoint, _options.ClientId);
         }
-        LogDisconnected(endpoint, rc, reason);
+        else
+        {
+            _health.BrokerDetail = $"connection to {_client.Endpoint} lost: {lost.Reason}; reconnecting";
+            LogDisconnected(_client.Endpoint, lost.Code, lost.Reason);
+        }
+        Volatile.Read(ref _lost).TrySetResult(lost);
     }
 
     /// <summary>
-    /// Runs on libmosquitto's network thread. For QoS 1 the library has already queued the PUBACK,
-    /// so the message is ours now: it goes into the journal here, synchronously, before this callback
-    /// returns. The same thread writes the PUBACK to the socket only after the callback returns, so a
-    /// process killed before the append gets the message again from its session; one killed between
-    /// the append and that write may journal it twice.
+    /// Leaves the shared group before disconnecting: unsubscribes, waits for the broker's answer, then
+    /// takes in what the broker had already handed to this instance until nothing has come for a
+    /// moment. Afterwards the persistent session holds no subscription, so the broker no longer
+    /// queues a share for it. Bounded, so shutdown still ends within its timeout.
+    /// </summary>
+    private async Task LeaveGroupAsync()
+    {
+        var group = _options.SharedGroup;
+        if (!_client.IsConnected)
+        {
+            LogCannotLeave(group);
+            return;
+        }
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        long before = _metrics.Received;
+        bool answered;
+        using (var answerBy = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        {
+            try
+            {
+                var results = await _client.UnsubscribeAsync(_subscriptions.Select(s => s.Filter).ToArray(), answerBy.Token);
+                foreach (var r in results)
+                    if (r.Error is not null) LogUnsubscribeFailed(r.Filter, r.Error);
+                // Filters that could not be sent have no answer to wait for.
+                answered = results.All(r => r.Answered || r.Error is not null);
+            }
+            catch (OperationCanceledException) when (answerBy.IsCancellationRequested)
+            {
+                answered = false;
+            }
+        }
+        // Messages already on their way still arrive after the UNSUBACK; none are assigned to us after it.
+        var quiet = TimeSpan.FromMilliseconds(500);
+        var drainBy = sw.Elapsed + TimeSpan.FromSeconds(10);
+        Interlocked.Exchange(ref _lastMessageAt, Math.Max(Interlocked.Read(ref _lastMessageAt), Environment.TickCount64));
+        while (answered && sw.Elapsed < drainBy && _client.IsConnected
+               && Environment.TickCount64 - Interlocked.Read(ref _lastMessageAt) < quiet.TotalMilliseconds)
+            await Task.Delay(50);
+        if (answered) LogLeftGroup(group, _metrics.Received - before, sw.Elapsed.TotalSeconds);
+        else LogCannotLeave(group);
+    }
+
+    /// <summary>
+    /// Runs on the client's thread. The message goes into the journal here, synchronously, and is
+    /// acknowledged only after that. With libmosquitto the PUBACK is written after this callback
+    /// returns, so a process killed before the append gets the message again from its session; one
+    /// killed between the append and that write may journal it twice.
     /// </summary>
     private void OnMessage(in MqttIncoming message)
     {
         int length = message.Payload.Length;
         // An oversized payload is kept only as far as the quarantine will store it.
-        var bytes = (length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload).ToArray();
-        var frame = new RawFrame("mqtt", message.Topic, bytes, _clock.ReceiveNs(), message.Qos, length);
-        _metrics.FrameReceived(length);
+        var kept = length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload;
         Interlocked.Exchange(ref _lastMessageAt, Environment.TickCount64);
-        for (int attempt = 0; ; attempt++)
-        {
-            try
-            {
-                _log.Append(frame);
-                if (attempt > 0) LogJournalWriteRecovered(attempt);
-                break;
-            }
-            catch (Exception e) when (e is InvalidOperationException or System.Threading.Channels.ChannelClosedException)
-            {
-                // Only while shutting down, after the log was closed.
-                Interlocked.Increment(ref _droppedAtShutdown);
-                return;
-            }
-            catch (IOException e)
-            {
-                // The disk refused the write (full, read-only). Hold this thread and retry: the
-                // broker stops sending meanwhile and keeps the rest in our persistent session.
-                if (attempt == 0) LogJournalWriteFailed(e.Message);
-                if (_stopping.Token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1)))
-                {
-                    Interlocked.Increment(ref _droppedAtShutdown);
-                    return;
-                }
-            }
-        }
-        if (_log.IsFull) PauseIntake();
+        if (_intake.Take(message.Topic, kept, message.Qos, length, _stopping.Token)) _client.Acknowledge(in message);
     }
 
-    private void PauseIntake()
-    {
-        if (_paused) return;
-        _paused = true;
-        if (_journalFull.CurrentCount == 0) _journalFull.Release();
-    }
+    void IFrameIntakeEvents.JournalWriteFailed(string error) => LogJournalWriteFailed(error);
 
-    /// <summary>MQTT 5 DISCONNECT reason 0x8E.</summary>
-    private const int SessionTakenOver = 142;
+    void IFrameIntakeEvents.JournalWriteRecovered(int retries) => LogJournalWriteRecovered(retries);
 
     public override void Dispose()
     {
@@ -331,8 +338,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource
         base.Dispose();
     }
 
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "MQTT source starting: broker {Endpoint}, client id {ClientId}, libmosquitto {Version}, {Session} session")]
-    private partial void LogStarting(string endpoint, string clientId, string version, string session);
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "MQTT source starting: broker {Endpoint}, client id {ClientId}, {Client}, {Session} session")]
+    private partial void LogStarting(string endpoint, string clientId, string client, string session);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Connected to {Endpoint} with MQTT {Protocol} (session present: {SessionPresent})")]
     private partial void LogConnected(string endpoint, string protocol, bool sessionPresent);

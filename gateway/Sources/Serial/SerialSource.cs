@@ -73,7 +73,8 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
         var framer = new LineFramer(Math.Max(16, options.MaxLineBytes));
         var buffer = new byte[8192];
         int coalesce = Math.Max(0, options.ReadCoalesceMs);
-        LineFramer.LineHandler onLine = (line, overlong, length) => OnLine(options, status, line, overlong, length);
+        var intake = new FrameIntake("serial", _log, _metrics, _clock, new PortEvents(this, options.EffectiveName));
+        LineFramer.LineHandler onLine = (line, overlong, length) => OnLine(options, status, intake, line, overlong, length, ct);
         var delay = TimeSpan.FromMilliseconds(Math.Max(10, options.ReopenMinMs));
         var maxDelay = TimeSpan.FromMilliseconds(Math.Max(options.ReopenMinMs, options.ReopenMaxMs));
         string? lastError = null;
@@ -105,11 +106,11 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
                 framer.Reset();
                 while (!ct.IsCancellationRequested)
                 {
-                    if (_log.IsFull)
+                    if (intake.AtBound)
                     {
                         // Stop reading: the device's output waits in the tty buffer (and, with flow control, at the device).
                         status.State = "paused: the journal is at its size bound";
-                        try { _log.WaitForRoomAsync(ct).Wait(ct); } catch (OperationCanceledException) { break; }
+                        try { intake.WaitForRoomAsync(ct).Wait(ct); } catch (OperationCanceledException) { break; }
                         status.State = "open";
                     }
                     var result = port.Read(buffer, 200, out int n, out var error);
@@ -131,12 +132,14 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
         }
         status.Open = false;
         status.State = "stopped";
+        if (intake.Dropped > 0) LogDroppedAtShutdown(options.EffectiveName, intake.Dropped);
     }
 
-    private void OnLine(SerialPortOptions options, SerialPortStatus status, ReadOnlySpan<byte> line, bool overlong, long length)
+    private void OnLine(SerialPortOptions options, SerialPortStatus status, FrameIntake intake, ReadOnlySpan<byte> line, bool overlong,
+        long length, CancellationToken ct)
     {
-        var frame = new RawFrame("serial", options.Topic, line.ToArray(), _clock.ReceiveNs(), 0, (int)Math.Min(int.MaxValue, length));
-        _metrics.FrameReceived((int)Math.Min(int.MaxValue, length));
+        // The framer has already cut an overlong line to MaxLineBytes; length is what arrived.
+        var frame = intake.Stamp(options.Topic, line, 0, (int)Math.Min(int.MaxValue, length));
         if (overlong)
         {
             Interlocked.Increment(ref status.Overlong);
@@ -146,24 +149,16 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
             return;
         }
         Interlocked.Increment(ref status.Lines);
-        while (true)
-        {
-            try
-            {
-                _log.Append(frame);
-                return;
-            }
-            catch (IOException e)
-            {
-                // The disk refused the write: hold the line and retry; the tty buffers meanwhile.
-                LogJournalWriteFailed(options.EffectiveName, e.Message);
-                Thread.Sleep(1000);
-            }
-            catch (InvalidOperationException)
-            {
-                return; // shutting down: the log is closed
-            }
-        }
+        // Holds this port's thread while the disk refuses the line; the tty buffers meanwhile.
+        intake.Append(frame, ct);
+    }
+
+    /// <summary>One port's intake events, logged with the port's name.</summary>
+    private sealed class PortEvents(SerialSource source, string name) : IFrameIntakeEvents
+    {
+        public void JournalWriteFailed(string error) => source.LogJournalWriteFailed(name, error);
+
+        public void JournalWriteRecovered(int retries) => source.LogJournalWriteRecovered(name, retries);
     }
 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "Serial port {Name} open: {Path} at {Baud} baud, format {Format} (reopened {Reopens} times before)")]
@@ -175,6 +170,12 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
     [LoggerMessage(EventId = 7003, Level = LogLevel.Warning, Message = "Serial port {Name} ({Path}) lost: {Error}; reopening with backoff")]
     private partial void LogLost(string name, string path, string error);
 
-    [LoggerMessage(EventId = 7004, Level = LogLevel.Critical, Message = "Serial port {Name}: cannot append to the journal: {Error}; holding the line and retrying")]
+    [LoggerMessage(EventId = 7004, Level = LogLevel.Critical, Message = "Serial port {Name}: cannot append to the journal: {Error}; holding the line and retrying every second")]
     private partial void LogJournalWriteFailed(string name, string error);
+
+    [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Serial port {Name}: journal append succeeded again after {Retries} retries")]
+    private partial void LogJournalWriteRecovered(string name, int retries);
+
+    [LoggerMessage(EventId = 7006, Level = LogLevel.Error, Message = "Serial port {Name}: {Count} lines could not be put in the journal (shutdown or disk failure)")]
+    private partial void LogDroppedAtShutdown(string name, long count);
 }

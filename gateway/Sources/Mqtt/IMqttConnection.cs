@@ -1,0 +1,99 @@
+namespace CityGateway.Sources.Mqtt;
+
+/// <summary>
+/// The MQTT client as the source needs it: one connection that the source opens, subscribes and
+/// closes, and re-opens itself after a loss (an implementation never reconnects on its own, so
+/// backoff and resubscription live in one place, <see cref="MqttSource"/>). Results are MQTT's own:
+/// CONNACK and SUBACK reason codes, DISCONNECT reasons. <see cref="MosquittoConnection"/> implements
+/// it over libmosquitto; the tests implement it without a broker.
+/// </summary>
+public interface IMqttConnection : IDisposable
+{
+    /// <summary>host:port, for logs and /readyz.</summary>
+    string Endpoint { get; }
+
+    /// <summary>The client library and its version, for the start-up log.</summary>
+    string Implementation { get; }
+
+    bool IsConnected { get; }
+
+    /// <summary>Each received PUBLISH, on the client's own thread; the message's spans are valid only
+    /// during the call. The handler acknowledges it with <see cref="Acknowledge"/> once it is stored.</summary>
+    MqttMessageHandler? MessageReceived { get; set; }
+
+    /// <summary>An accepted connection ended without <see cref="DisconnectAsync"/>; the caller reconnects.</summary>
+    Action<MqttDisconnect>? ConnectionLost { get; set; }
+
+    /// <summary>Opens the connection with the protocol version asked for and returns the broker's answer
+    /// (CONNACK), or <see cref="MqttConnectOutcome.Unreachable"/> when no answer came. Never throws for
+    /// a broker that is down or refuses.</summary>
+    Task<MqttConnectResult> ConnectAsync(MqttProtocol protocol, CancellationToken ct);
+
+    /// <summary>Subscribes to each filter; one result per filter, in order, once the broker answered
+    /// (or the connection ended: refused with that reason).</summary>
+    Task<MqttSubscribeResult[]> SubscribeAsync(IReadOnlyList<MqttSubscription> subscriptions, CancellationToken ct);
+
+    /// <summary>Unsubscribes from each filter; one result per filter, in order.</summary>
+    Task<MqttUnsubscribeResult[]> UnsubscribeAsync(IReadOnlyList<string> filters, CancellationToken ct);
+
+    /// <summary>Sends DISCONNECT (session kept as configured) and closes; no callback runs after it returns.</summary>
+    Task DisconnectAsync(CancellationToken ct);
+
+    /// <summary>The message is stored: acknowledge it (PUBACK for QoS 1). Allocation-free; called on the
+    /// client's thread from within <see cref="MessageReceived"/>.</summary>
+    void Acknowledge(in MqttIncoming message);
+}
+
+public enum MqttProtocol
+{
+    V311 = 4,
+    V5 = 5,
+}
+
+public enum MqttConnectOutcome
+{
+    Accepted,
+    /// <summary>The broker answered CONNACK with a refusal (credentials, protocol, ...).</summary>
+    Refused,
+    /// <summary>No CONNACK: the socket could not be opened, closed first, or the answer did not come in time.</summary>
+    Unreachable,
+}
+
+/// <summary>The outcome of one connect: the CONNACK reason code (0 accepted) and its text, and whether the
+/// broker kept our session.</summary>
+public readonly record struct MqttConnectResult(MqttConnectOutcome Outcome, int Code, string Reason, bool SessionPresent = false)
+{
+    public static MqttConnectResult Accepted(bool sessionPresent) => new(MqttConnectOutcome.Accepted, 0, "accepted", sessionPresent);
+
+    public static MqttConnectResult Refused(int code, string reason) => new(MqttConnectOutcome.Refused, code, reason);
+
+    public static MqttConnectResult Unreachable(string reason) => new(MqttConnectOutcome.Unreachable, -1, reason);
+}
+
+public readonly record struct MqttSubscription(string Filter, int Qos);
+
+/// <summary>The broker's answer for one filter: granted at a QoS, or refused with a reason code (128 or more,
+/// or -1 when the SUBSCRIBE could not be sent or was not answered) and its text.</summary>
+public readonly record struct MqttSubscribeResult(string Filter, bool Granted, int GrantedQos, int Code, string Reason)
+{
+    public static MqttSubscribeResult Grant(string filter, int qos) => new(filter, true, qos, qos, "granted");
+
+    public static MqttSubscribeResult Refuse(string filter, int code, string reason) => new(filter, false, -1, code, reason);
+}
+
+/// <summary>Whether the broker answered the UNSUBSCRIBE for one filter; the reason when it was not sent or not answered.</summary>
+public readonly record struct MqttUnsubscribeResult(string Filter, bool Answered, string? Error = null);
+
+public enum MqttDisconnectKind
+{
+    /// <summary>The socket closed or keep-alive expired; <see cref="MqttDisconnect.Code"/> is the client library's error.</summary>
+    Transport,
+    /// <summary>The broker sent DISCONNECT; <see cref="MqttDisconnect.Code"/> is its MQTT 5 reason code.</summary>
+    ByBroker,
+}
+
+public readonly record struct MqttDisconnect(MqttDisconnectKind Kind, int Code, string Reason)
+{
+    /// <summary>MQTT 5 DISCONNECT reason 0x8E: another client connected with our client id.</summary>
+    public bool SessionTakenOver => Kind == MqttDisconnectKind.ByBroker && Code == 0x8E;
+}

@@ -1,0 +1,264 @@
+using System.Text;
+using CityGateway.Core;
+using CityGateway.Decoding;
+using CityGateway.Health;
+using CityGateway.Pipeline;
+using CityGateway.Quarantine;
+using CityGateway.Routing;
+using CityGateway.Sources.Mqtt;
+using CityGateway.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CityGateway.Tests.Sources;
+
+/// <summary>The MQTT source's connection logic against a fake client: backoff, reconnect, resubscribe,
+/// the broker's answers in /readyz, and the journal bound. No broker; time moves when the test says.</summary>
+public sealed class MqttSourceTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private static readonly byte[] Payload = Encoding.UTF8.GetBytes("""{"device":"env-0001","pm25":4.5}""");
+
+    private sealed class Rig : IAsyncDisposable
+    {
+        public FakeMqttConnection Client { get; } = new();
+        public TestFrameLog Log { get; } = new();
+        public ManualTimeProvider Time { get; } = new();
+        public GatewayHealth Health { get; } = new();
+        public GatewayMetrics Metrics { get; } = TestMetrics.New();
+        public MqttSource Source { get; }
+
+        public Rig(MqttConnectionOptions? options = null, params TopicRoute[] routes)
+        {
+            options ??= new MqttConnectionOptions();
+            options.ReconnectMinSeconds = 1;
+            options.ReconnectMaxSeconds = 8;
+            routes = routes.Length > 0 ? routes : [Route("city/json/#"), Route("city/senml/#", 0), Route("v3/+/devices/+/up")];
+            Source = new MqttSource(Options.Create(options), new RouteTable(routes, new DecoderCatalog()), Log, Client,
+                Options.Create(new PipelineOptions()), Options.Create(new QuarantineOptions()), Metrics, Health,
+                new GatewayClock(Time), NullLogger<MqttSource>.Instance, Time);
+        }
+
+        public Task StartAsync() => Source.StartAsync(CancellationToken.None);
+
+        public Task UntilAsync(Func<bool> condition, Func<string> describe) => Wait.UntilAsync(condition, Timeout, describe);
+
+        /// <summary>Waits for the source to sleep before its next connect, and ends that sleep.</summary>
+        public async Task ElapseBackoffAsync()
+        {
+            await UntilAsync(() => Time.Pending == 1, () => $"no backoff pending; connects {Client.Connects.Length}, detail {Health.BrokerDetail}");
+            Time.FireNext();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Source.StopAsync(CancellationToken.None);
+            Source.Dispose();
+        }
+    }
+
+    private static TopicRoute Route(string filter, int qos = 1) => new() { Filter = filter, Format = "json", Qos = qos, Source = "mqtt" };
+
+    private static MqttDisconnect BrokerGone => new(MqttDisconnectKind.Transport, 7, "The connection was lost.");
+
+    [Fact]
+    public async Task Failed_connects_back_off_exponentially_up_to_the_cap_and_a_loss_starts_again_at_the_minimum()
+    {
+        await using var rig = new Rig();
+        for (int i = 0; i < 5; i++) rig.Client.ConnectResults.Enqueue(MqttConnectResult.Unreachable("Connection refused"));
+        await rig.StartAsync();
+
+        for (int i = 0; i < 5; i++)
+        {
+            await rig.UntilAsync(() => rig.Time.Pending == 1, () => rig.Health.BrokerDetail);
+            Assert.Equal("cannot connect to fake-broker:1883: Connection refused", rig.Health.BrokerDetail);
+            Assert.False(rig.Health.BrokerConnected);
+            rig.Time.FireNext();
+        }
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        Assert.Equal([1, 2, 4, 8, 8], rig.Time.Requested.Select(t => t.TotalSeconds));
+        Assert.Equal(6, rig.Client.Connects.Length);
+
+        // Connected again after a loss: the first attempt waits the minimum, further failures double from there.
+        rig.Client.ConnectResults.Enqueue(MqttConnectResult.Unreachable("Connection refused"));
+        rig.Client.Lose(BrokerGone);
+        Assert.False(rig.Health.BrokerConnected);
+        Assert.Contains("lost: The connection was lost.; reconnecting", rig.Health.BrokerDetail);
+        await rig.ElapseBackoffAsync();
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        Assert.Equal([1, 2, 4, 8, 8, 1, 2], rig.Time.Requested.Select(t => t.TotalSeconds));
+    }
+
+    [Fact]
+    public async Task A_refused_connection_is_reported_and_retried_with_backoff()
+    {
+        await using var rig = new Rig();
+        rig.Client.ConnectResults.Enqueue(MqttConnectResult.Refused(135, "Not authorized"));
+        rig.Client.ConnectResults.Enqueue(MqttConnectResult.Refused(135, "Not authorized"));
+        await rig.StartAsync();
+
+        await rig.UntilAsync(() => rig.Time.Pending == 1, () => rig.Health.BrokerDetail);
+        Assert.Equal("connection refused by fake-broker:1883: Not authorized; retrying", rig.Health.BrokerDetail);
+        Assert.False(rig.Health.BrokerConnected);
+        rig.Time.FireNext();
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        Assert.Equal([1, 2], rig.Time.Requested.Select(t => t.TotalSeconds));
+    }
+
+    [Fact]
+    public async Task A_broker_that_refuses_MQTT_5_is_asked_again_at_once_with_3_1_1()
+    {
+        await using var rig = new Rig();
+        rig.Client.ConnectResults.Enqueue(MqttConnectResult.Refused(132, "Unsupported protocol version"));
+        await rig.StartAsync();
+
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        Assert.Equal([MqttProtocol.V5, MqttProtocol.V311], rig.Client.Connects);
+        Assert.Empty(rig.Time.Requested);
+        Assert.Equal("connected to fake-broker:1883 (MQTT 3.1.1)", rig.Health.BrokerDetail);
+    }
+
+    [Fact]
+    public async Task Every_filter_is_subscribed_again_after_each_reconnect()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Client.Subscribes.Length == 1, () => "no subscribe");
+
+        rig.Client.Lose(BrokerGone);
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Client.Subscribes.Length == 2, () => "no resubscribe after the broker went away");
+
+        // A broker restarted without persistence says "no session"; one that kept it says so: both are renewed.
+        rig.Client.ConnectResults.Enqueue(MqttConnectResult.Accepted(sessionPresent: false));
+        rig.Client.Lose(new MqttDisconnect(MqttDisconnectKind.ByBroker, 0x8E, "Session taken over"));
+        Assert.StartsWith("session taken over at fake-broker:1883", rig.Health.BrokerDetail);
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Client.Subscribes.Length == 3, () => "no resubscribe after the session was taken over");
+
+        MqttSubscription[] all = [new("city/json/#", 1), new("city/senml/#", 0), new("v3/+/devices/+/up", 1)];
+        Assert.All(rig.Client.Subscribes, s => Assert.Equal(all, s));
+        await rig.UntilAsync(() => rig.Health.Subscriptions.All(s => s.State == "granted"), () => "subscriptions not granted");
+        Assert.Equal(all.Select(s => (s.Filter, s.Qos, (int?)s.Qos)), rig.Health.Subscriptions.Select(s => (s.Filter, s.Qos, s.GrantedQos)));
+        Assert.True(rig.Health.BrokerConnected);
+    }
+
+    [Fact]
+    public async Task Refused_and_downgraded_subscriptions_are_shown_as_the_broker_answered()
+    {
+        await using var rig = new Rig();
+        rig.Client.Answer = s => s.Filter switch
+        {
+            "city/senml/#" => MqttSubscribeResult.Refuse(s.Filter, 0x87, "Not authorized"),
+            "v3/+/devices/+/up" => MqttSubscribeResult.Grant(s.Filter, 0),
+            _ => MqttSubscribeResult.Grant(s.Filter, s.Qos),
+        };
+        await rig.StartAsync();
+
+        await rig.UntilAsync(() => rig.Health.Subscriptions.Length == 3 && rig.Health.Subscriptions.All(s => s.State != "pending"),
+            () => string.Join(", ", rig.Health.Subscriptions.Select(s => s.State)));
+        var subs = rig.Health.Subscriptions;
+        Assert.Equal(("granted", (int?)1), (subs[0].State, subs[0].GrantedQos));
+        Assert.True(subs[1].Refused);
+        Assert.Equal("Not authorized (code 135)", subs[1].Reason);
+        Assert.Equal(("granted", (int?)0), (subs[2].State, subs[2].GrantedQos));
+
+        // The next connection asks again, and the broker's new answer replaces the old one.
+        rig.Client.Answer = s => MqttSubscribeResult.Grant(s.Filter, s.Qos);
+        rig.Client.Lose(BrokerGone);
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Client.Subscribes.Length == 2 && rig.Health.Subscriptions.All(s => s.State == "granted"),
+            () => string.Join(", ", rig.Health.Subscriptions.Select(s => s.State)));
+    }
+
+    [Fact]
+    public async Task Intake_pauses_at_the_journal_bound_and_resumes_below_it()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 1, () => rig.Health.BrokerDetail);
+        rig.Client.Deliver("city/json/env-0001", Payload);
+
+        rig.Log.Fill();
+        rig.Client.Deliver("city/json/env-0002", Payload, packetId: 2);
+        await rig.UntilAsync(() => rig.Health.BrokerDetail.StartsWith("paused"), () => rig.Health.BrokerDetail);
+        Assert.Equal("paused: the journal is at its size bound (100 of 100 bytes)", rig.Health.BrokerDetail);
+        Assert.False(rig.Health.BrokerConnected);
+        Assert.Equal(1, rig.Client.Disconnects);
+        // A message libmosquitto had already read still goes in, and is acknowledged.
+        rig.Client.Deliver("city/json/env-0003", Payload, packetId: 3);
+        Assert.Single(rig.Client.Connects);
+
+        rig.Log.MakeRoom();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 2, () => rig.Health.BrokerDetail);
+        Assert.Equal(2, rig.Client.Connects.Length);
+        Assert.Empty(rig.Time.Requested); // resuming is not a failure: no backoff
+        Assert.Equal(["city/json/env-0001", "city/json/env-0002", "city/json/env-0003"], rig.Log.Frames.Select(f => f.Topic));
+        Assert.Equal(3, rig.Client.Acknowledged);
+        Assert.Equal(3, rig.Metrics.Received);
+
+        // And it pauses again at the next crossing.
+        rig.Log.Fill();
+        rig.Client.Deliver("city/json/env-0004", Payload, packetId: 4);
+        await rig.UntilAsync(() => rig.Client.Disconnects == 2 && rig.Health.BrokerDetail.StartsWith("paused"), () => rig.Health.BrokerDetail);
+    }
+
+    [Fact]
+    public async Task A_message_not_stored_is_not_acknowledged_and_an_oversized_one_is_cut_to_what_the_quarantine_keeps()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        var big = new byte[300 * 1024];
+        rig.Client.Deliver("city/json/env-0001", big);
+        var frame = Assert.Single(rig.Log.Frames);
+        Assert.Equal((4096, big.Length, "mqtt", 1), (frame.Payload.Length, frame.OriginalLength, frame.Source, frame.Qos));
+        Assert.Equal(1, rig.Client.Acknowledged);
+    }
+
+    [Fact]
+    public async Task Taking_in_a_message_allocates_only_the_frame_and_its_payload_copy()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        for (int i = 0; i < 1000; i++) rig.Client.Deliver("city/json/env-0001", Payload); // warm up
+        const int count = 10_000;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < count; i++) rig.Client.Deliver("city/json/env-0001", Payload);
+        double perMessage = (GC.GetAllocatedBytesForCurrentThread() - before) / (double)count;
+        // RawFrame (56 bytes), the byte[] copy (24 + payload, rounded to 8), and the test log's queue slot
+        // (16 bytes a frame, in segments): nothing else on the way from the client's callback to the journal.
+        int expected = 56 + (24 + Payload.Length + 7) / 8 * 8 + 16;
+        Assert.True(perMessage <= expected + 8, $"{perMessage:F1} bytes a message, expected at most {expected}");
+    }
+
+    [Fact]
+    public async Task With_a_shared_group_each_filter_is_subscribed_in_its_shared_form_and_left_at_shutdown()
+    {
+        var rig = new Rig(new MqttConnectionOptions { ClientId = "gw-1", SharedGroup = "ingest", LeaveGroupOnShutdown = true },
+            Route("city/json/#", 0), Route("city/json/#", 1), Route("v3/+/devices/+/up"));
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.Subscriptions.All(s => s.State == "granted") && rig.Health.Subscriptions.Length == 2,
+            () => string.Join(", ", rig.Health.Subscriptions.Select(s => s.Filter + " " + s.State)));
+        MqttSubscription[] shared = [new("$share/ingest/city/json/#", 1), new("$share/ingest/v3/+/devices/+/up", 1)];
+        Assert.Equal(shared, Assert.Single(rig.Client.Subscribes));
+        Assert.Equal(shared.Select(s => s.Filter), rig.Health.Subscriptions.Select(s => s.Filter));
+
+        // Messages carry their real topic, which is what routing matches.
+        rig.Client.Deliver("city/json/env-0001", Payload);
+        Assert.Equal("city/json/env-0001", Assert.Single(rig.Log.Frames).Topic);
+
+        // Reconnects keep the shared form.
+        rig.Client.Lose(BrokerGone);
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Client.Subscribes.Length == 2, () => "no resubscribe");
+        Assert.Equal(shared, rig.Client.Subscribes[1]);
+
+        await rig.DisposeAsync();
+        Assert.Equal(shared.Select(s => s.Filter), Assert.Single(rig.Client.Unsubscribes));
+        Assert.Equal("stopped", rig.Health.BrokerDetail);
+    }
+}
