@@ -1,4 +1,5 @@
 using System.Text.Json;
+using CityGateway.Core;
 
 namespace CityGateway.Normalisation;
 

@@ -1,5 +1,5 @@
+using CityGateway.Core;
 using CityGateway.Decoding;
-using CityGateway.Storage.Influx;
 
 namespace CityGateway.Normalisation;
 

@@ -1,7 +1,5 @@
 using CityGateway.Core;
 using CityGateway.Decoding;
-using CityGateway.Quarantine;
-using CityGateway.Storage.Influx;
 
 namespace CityGateway.Normalisation;
 

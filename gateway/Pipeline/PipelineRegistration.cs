@@ -5,6 +5,7 @@ using CityGateway.Routing;
 using CityGateway.Sources.Mqtt;
 using CityGateway.Sources.Serial;
 using Microsoft.Extensions.Options;
+using CityGateway.Storage.Influx;
 
 namespace CityGateway.Pipeline;
 
@@ -38,6 +39,8 @@ public static class PipelineRegistration
             var registry = sp.GetRequiredService<RegistryHolder>();
             return new Normaliser(() => registry.Current, sp.GetRequiredService<IOptions<NormalisationOptions>>().Value);
         });
+        // The queue into the writer is bounded by the pipeline's setting: it is where decoding waits.
+        services.AddSingleton(sp => new WriterQueues(sp.GetRequiredService<IOptions<PipelineOptions>>().Value.FrameQueueCapacity));
         services.AddSingleton<PipelineService>();
         services.AddHostedService<DataPath>();
         return services;

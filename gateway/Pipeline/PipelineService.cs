@@ -19,7 +19,7 @@ namespace CityGateway.Pipeline;
 public sealed partial class PipelineService : BackgroundService
 {
     private readonly IFrameLog _log;
-    private readonly WriterQueues _channels;
+    private readonly WriterQueues _writer;
     private readonly RouteTable _routes;
     private readonly Normaliser _normaliser;
     private readonly QuarantineStore _quarantine;
@@ -31,13 +31,13 @@ public sealed partial class PipelineService : BackgroundService
     private readonly StringPool _names;
     private static readonly TimeSpan ReadCoalesce = TimeSpan.FromMilliseconds(2);
 
-    public PipelineService(IFrameLog log, WriterQueues channels, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
+    public PipelineService(IFrameLog log, WriterQueues writer, RouteTable routes, Normaliser normaliser, QuarantineStore quarantine,
         GatewayMetrics metrics, IOptions<PipelineOptions> options, IOptions<JournalOptions> journal, GatewayClock clock, StringPool names, ILogger<PipelineService> logger)
     {
         _clock = clock;
         _names = names;
         _log = log;
-        _channels = channels;
+        _writer = writer;
         _routes = routes;
         _normaliser = normaliser;
         _quarantine = quarantine;
@@ -53,10 +53,8 @@ public sealed partial class PipelineService : BackgroundService
         await Task.Yield();
         var readings = new List<Reading>(32);
         var points = new List<Point>(8);
-        var lines = new List<EncodedPoint>(8);
-        var writer = _channels.Frames.Writer;
-        // The sources stop before this service (reverse start order): at shutdown, close the log
-        // and finish what is in it, so the writer can store it within the shutdown deadline.
+        // The sources stop before this service (DataPath): at shutdown, close the log and finish
+        // what is in it, so the writer can store it within the shutdown deadline.
         using var onStop = stoppingToken.Register(_log.Complete);
         try
         {
@@ -69,36 +67,28 @@ public sealed partial class PipelineService : BackgroundService
                 // thread for every one of them. A wake-up costs more than handling a frame.
                 if (waited) await Task.Delay(ReadCoalesce, CancellationToken.None);
                 var (sequence, frame) = logged;
-                Handle(frame, readings, points, lines);
-                var item = new FramePoints(sequence, Rent(lines), lines.Count);
-                if (!writer.TryWrite(item)) await writer.WriteAsync(item, CancellationToken.None);
+                Handle(frame, readings, points);
+                // Every frame goes to the writer, with or without points: the journal commits in order.
+                var queued = _writer.AddFrameAsync(sequence, points);
+                _normaliser.Recycle(points);
+                await queued;
             }
         }
         finally
         {
-            writer.TryComplete();
+            _writer.Frames.Writer.TryComplete();
         }
     }
 
-    /// <summary>The frame's lines in an array of the shared pool, which the writer returns.</summary>
-    private static EncodedPoint[] Rent(List<EncodedPoint> lines)
-    {
-        if (lines.Count == 0) return [];
-        var array = ArrayPool<EncodedPoint>.Shared.Rent(lines.Count);
-        lines.CopyTo(array);
-        return array;
-    }
-
     /// <summary>
-    /// One frame from the journal to line protocol: checked for age, decoded, normalised, and its
-    /// points encoded into <see cref="WriterQueues.Lines"/>, replacing the contents of
-    /// <paramref name="lines"/>. The other lists are scratch space reused between frames.
+    /// One frame from the journal to points: checked for age, routed, decoded and normalised,
+    /// replacing the contents of <paramref name="points"/>; what is refused is quarantined. The
+    /// readings list is scratch space reused between frames.
     /// </summary>
-    internal void Handle(RawFrame frame, List<Reading> readings, List<Point> points, List<EncodedPoint> lines)
+    internal void Handle(RawFrame frame, List<Reading> readings, List<Point> points)
     {
         readings.Clear();
         points.Clear();
-        lines.Clear();
         try
         {
             if (frame.ReceivedAtNs < _clock.NowNs() - _maxAgeNs && !frame.IsReplay)
@@ -112,10 +102,8 @@ public sealed partial class PipelineService : BackgroundService
         {
             LogProcessingError(e, frame.Topic);
             _quarantine.Add(QuarantineReasons.ProcessingError, e.GetType().Name + ": " + e.Message, frame);
-            points.Clear();
+            _normaliser.Recycle(points);
         }
-        foreach (var p in points) lines.Add(_channels.Lines.Append(p));
-        _normaliser.Recycle(points);
     }
 
     internal void Process(RawFrame frame, List<Reading> readings, List<Point> points)

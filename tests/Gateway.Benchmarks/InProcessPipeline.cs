@@ -23,6 +23,7 @@ namespace CityGateway.Benchmarks;
 internal sealed class InProcessPipeline : IDisposable
 {
     private readonly PipelineService _pipeline;
+    private readonly Normaliser _normaliser;
     private readonly List<Reading> _readings = new(32);
     private readonly List<Point> _points = new(8);
     // The gateway's counters come from a meter factory, as in the host.
@@ -34,8 +35,9 @@ internal sealed class InProcessPipeline : IDisposable
         Quarantine = new QuarantineStore(Options.Create(new QuarantineOptions { Path = quarantinePath }), NullLogger<QuarantineStore>.Instance);
         var channels = new WriterQueues();
         Lines = channels.Lines;
+        _normaliser = new Normaliser(() => registry, new NormalisationOptions());
         _pipeline = new PipelineService(new MemoryFrameLog(16), channels, new RouteTable([.. GatewayRoutes(), .. extraRoutes], new DecoderCatalog()),
-            new Normaliser(() => registry, new NormalisationOptions()), Quarantine, new GatewayMetrics(_meters.GetRequiredService<IMeterFactory>()), Options.Create(new PipelineOptions()),
+            _normaliser, Quarantine, new GatewayMetrics(_meters.GetRequiredService<IMeterFactory>()), Options.Create(new PipelineOptions()),
             Options.Create(new JournalOptions()), new GatewayClock(TimeProvider.System), new StringPool(StringPool.ProcessCapacity), NullLogger<PipelineService>.Instance);
     }
 
@@ -44,8 +46,16 @@ internal sealed class InProcessPipeline : IDisposable
     /// <summary>Where the lines are encoded; release them once written, as the writer does.</summary>
     public LineArena Lines { get; }
 
-    /// <summary>The frame's points as line protocol, replacing the contents of <paramref name="lines"/>.</summary>
-    public void Handle(RawFrame frame, List<EncodedPoint> lines) => _pipeline.Handle(frame, _readings, _points, lines);
+    /// <summary>The frame's points as line protocol, replacing the contents of <paramref name="lines"/>:
+    /// the pipeline's own <see cref="PipelineService.Handle"/>, then the encoding that
+    /// <see cref="WriterQueues.AddFrameAsync"/> does, then recycling the points as the pipeline does.</summary>
+    public void Handle(RawFrame frame, List<EncodedPoint> lines)
+    {
+        lines.Clear();
+        _pipeline.Handle(frame, _readings, _points);
+        foreach (var p in _points) lines.Add(Lines.Append(p));
+        _normaliser.Recycle(_points);
+    }
 
     public string QuarantineReasons => string.Join(", ", Quarantine.CountsByReason.Select(kv => $"{kv.Key} {kv.Value}"));
 

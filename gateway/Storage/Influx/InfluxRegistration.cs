@@ -1,4 +1,3 @@
-using CityGateway.Pipeline;
 using Microsoft.Extensions.Options;
 
 namespace CityGateway.Storage.Influx;
@@ -6,13 +5,12 @@ namespace CityGateway.Storage.Influx;
 public static class InfluxRegistration
 {
     /// <summary>The InfluxDB writer (section Gateway:Influx) and the queues into it. The data path
-    /// (<see cref="DataPath"/>) starts and stops it.</summary>
+    /// (Pipeline/DataPath.cs) starts and stops it; the pipeline registers the queues into it.</summary>
     public static IServiceCollection AddInfluxWriter(this IServiceCollection services, IConfigurationSection gateway)
     {
         services.AddOptions<InfluxOptions>().Bind(gateway.GetSection("Influx")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<InfluxOptions>, InfluxOptionsValidator>();
         services.AddSingleton(sp => new InfluxClient(sp.GetRequiredService<IOptions<InfluxOptions>>().Value));
-        services.AddSingleton(sp => new WriterQueues(sp.GetRequiredService<IOptions<PipelineOptions>>().Value.FrameQueueCapacity));
         services.AddSingleton<InfluxWriterService>();
         return services;
     }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Threading.Channels;
+using CityGateway.Core;
 using CityGateway.Decoding;
 using CityGateway.Health;
 using CityGateway.Journal;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using CityGateway.Core;
 
 namespace CityGateway.Storage.Influx;
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
+using CityGateway.Core;
 
 namespace CityGateway.Storage.Influx;
 
@@ -19,15 +20,16 @@ public static class LineProtocol
         if (point.Series is { } series)
         {
             // The normaliser's points: one span for the whole line, no per-token buffer calls.
-            var span = buffer.GetSpan(Bound(series, point));
-            int n = TryWriteSeriesPoint(span, series, point);
+            var key = series.Encoded ??= SeriesKey(series.Measurement, series.Tags);
+            var span = buffer.GetSpan(Bound(key, point));
+            int n = TryWriteSeriesPoint(span, key, point);
             if (n > 0)
             {
                 buffer.Advance(n);
                 return;
             }
-            series.Key.CopyTo(buffer.GetSpan(series.Key.Length));
-            buffer.Advance(series.Key.Length);
+            key.CopyTo(buffer.GetSpan(key.Length));
+            buffer.Advance(key.Length);
         }
         else
         {
@@ -59,9 +61,9 @@ public static class LineProtocol
         "\u0090\u0091\u0092\u0093\u0094\u0095\u0096\u0097\u0098\u0099\u009a\u009b\u009c\u009d\u009e\u009f");
 
     /// <summary>Bytes a line of <paramref name="point"/> can take at most, field names unescaped.</summary>
-    private static int Bound(Series series, Point point)
+    private static int Bound(byte[] key, Point point)
     {
-        int bound = series.Key.Length + 1 + 20 + 1;
+        int bound = key.Length + 1 + 20 + 1;
         foreach (var f in point.Fields)
             bound += 2 + 3 * f.Name.Length + (f.Kind == FieldKind.String ? 2 + 6 * (f.Text?.Length ?? 0) : 32);
         return bound;
@@ -69,12 +71,12 @@ public static class LineProtocol
 
     /// <summary>Writes a whole line into <paramref name="span"/> (at least <see cref="Bound"/> long); 0 when a
     /// field name needs escaping or a value is text, which the general path writes.</summary>
-    private static int TryWriteSeriesPoint(Span<byte> span, Series series, Point point)
+    private static int TryWriteSeriesPoint(Span<byte> span, byte[] key, Point point)
     {
         var fields = point.Fields;
         if (fields.Count == 0) return 0;
-        series.Key.CopyTo(span);
-        int n = series.Key.Length;
+        key.CopyTo(span);
+        int n = key.Length;
         for (int i = 0; i < fields.Count; i++)
         {
             var f = fields[i];

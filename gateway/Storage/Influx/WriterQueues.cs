@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Threading.Channels;
+using CityGateway.Core;
 
 namespace CityGateway.Storage.Influx;
 
@@ -27,6 +29,19 @@ public sealed class WriterQueues
             SingleReader = true,
             SingleWriter = true,
         });
+    }
+
+    /// <summary>
+    /// Hands the writer the points of journal frame <paramref name="sequence"/> (none, when every
+    /// reading was refused): encoded into <see cref="Lines"/> before this returns, so the caller may
+    /// reuse <paramref name="points"/> at once; waits while the queue is full. One thread only.
+    /// </summary>
+    public ValueTask AddFrameAsync(long sequence, List<Point> points, CancellationToken ct = default)
+    {
+        var lines = points.Count == 0 ? [] : ArrayPool<EncodedPoint>.Shared.Rent(points.Count);
+        for (int i = 0; i < points.Count; i++) lines[i] = Lines.Append(points[i]);
+        var item = new FramePoints(sequence, lines, points.Count);
+        return Frames.Writer.TryWrite(item) ? ValueTask.CompletedTask : Frames.Writer.WriteAsync(item, ct);
     }
 
     /// <summary>Frames from the journal, in journal order, with their points.</summary>

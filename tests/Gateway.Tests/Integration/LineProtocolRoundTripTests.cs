@@ -1,3 +1,4 @@
+using CityGateway.Core;
 using CityGateway.Storage.Influx;
 using CityGateway.Tests.Infrastructure;
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
+using CityGateway.Core;
 using CityGateway.Storage.Influx;
 
 namespace CityGateway.Tests.Storage;

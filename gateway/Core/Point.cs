@@ -1,4 +1,4 @@
-namespace CityGateway.Storage.Influx;
+namespace CityGateway.Core;
 
 public enum FieldKind : byte { Float, Integer, Boolean, String }
 
@@ -10,7 +10,10 @@ public readonly record struct PointField(string Name, FieldKind Kind, double Flo
     public static PointField Of(string name, string v) => new(name, FieldKind.String, Text: v);
 }
 
-/// <summary>One InfluxDB point. Tags are kept sorted by key, as InfluxDB prefers.</summary>
+/// <summary>
+/// One time-series point (measurement, tags, fields, timestamp): what the normaliser, the exchange
+/// and the self-metrics produce and the writer stores. Tags are kept sorted by key, as InfluxDB prefers.
+/// </summary>
 public sealed class Point
 {
     public Point(string measurement, KeyValuePair<string, string>[] tags, long timestampNs)
@@ -66,8 +69,9 @@ public sealed class Point
 }
 
 /// <summary>
-/// A measurement with its tags (sorted) and their line-protocol text ("traffic,city=lumen,device=tc-01"):
-/// what the points of one device share, built once and reused for every point.
+/// A measurement with its tags (sorted): what the points of one device share, built once and reused
+/// for every point. The writer keeps its encoded form of the series here (line protocol's
+/// "traffic,city=lumen,device=tc-01"), made on first use.
 /// </summary>
 internal sealed class Series
 {
@@ -76,10 +80,12 @@ internal sealed class Series
         Array.Sort(tags, Point.TagOrder.Instance);
         Measurement = measurement;
         Tags = tags;
-        Key = LineProtocol.SeriesKey(measurement, tags);
     }
 
     public string Measurement { get; }
     public KeyValuePair<string, string>[] Tags { get; }
-    public byte[] Key { get; }
+
+    /// <summary>The storage side's encoded form of this series, or null before its first point is
+    /// written. Set without a lock: two threads encoding at once compute the same bytes.</summary>
+    internal byte[]? Encoded;
 }
