@@ -34,15 +34,7 @@ public static class CliOptions
             HelpName = helpName,
             Description = description,
             Required = required,
-            CustomParser = r =>
-            {
-                if (Value(r, name) is not { } v) return 0;
-                if (!int.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
-                    { Fail(r, $"{name} expects a whole number, not '{v}'"); return 0; }
-                if (n < min) Fail(r, $"{name} must be at least {min}, not {n}");
-                else if (n > max) Fail(r, $"{name} must be at most {max}, not {n}");
-                return n;
-            },
+            CustomParser = r => (int)Whole(r, name, min, max),
         };
 
     /// <summary>A whole number (64 bits), at least <paramref name="min"/>.</summary>
@@ -52,15 +44,21 @@ public static class CliOptions
             HelpName = helpName,
             Description = description,
             Required = required,
-            CustomParser = r =>
-            {
-                if (Value(r, name) is not { } v) return 0;
-                if (!long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
-                    { Fail(r, $"{name} expects a whole number, not '{v}'"); return 0; }
-                if (n < min) Fail(r, $"{name} must be at least {min}, not {n}");
-                return n;
-            },
+            CustomParser = r => Whole(r, name, min, long.MaxValue),
         };
+
+    private static long Whole(System.CommandLine.Parsing.ArgumentResult r, string name, long min, long max)
+    {
+        if (Value(r, name) is not { } v) return 0;
+        if (!long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
+        {
+            Fail(r, $"{name} expects a whole number, not '{v}'");
+            return 0;
+        }
+        if (n < min) Fail(r, $"{name} must be at least {min}, not {n}");
+        else if (n > max) Fail(r, $"{name} must be at most {max}, not {n}");
+        return n;
+    }
 
     /// <summary>
     /// A finite number from <paramref name="min"/> to <paramref name="max"/>; <paramref name="positive"/>

@@ -31,10 +31,14 @@ public sealed class InfluxOptions
     /// <summary>v1: create the database at start-up if it does not exist.</summary>
     public bool CreateDatabase { get; set; } = true;
 
-    /// <summary>Points per write request.</summary>
+    /// <summary>Most points per write request.</summary>
     public int BatchSize { get; set; } = 5000;
 
-    /// <summary>A partial batch is written after this long.</summary>
+    /// <summary>How long a batch that is not full may gather after the previous write began: the
+    /// shortest time between two writes while the load is below a full batch. 0: send at once.</summary>
+    public int LingerMs { get; set; } = 50;
+
+    /// <summary>How often the gateway's own metrics and exchange points are written when no frames arrive.</summary>
     public int FlushIntervalMs { get; set; } = 500;
 
     public bool Gzip { get; set; } = true;

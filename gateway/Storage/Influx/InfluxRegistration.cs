@@ -32,6 +32,7 @@ internal sealed class InfluxOptionsValidator : IValidateOptions<InfluxOptions>
         if (string.IsNullOrWhiteSpace(o.Database) && string.IsNullOrWhiteSpace(o.Bucket)) errors.Add("Gateway:Influx:Database: missing");
         if (o.BatchSize < 1) errors.Add("Gateway:Influx:BatchSize: must be at least 1");
         if (o.FlushIntervalMs < 10) errors.Add("Gateway:Influx:FlushIntervalMs: must be at least 10");
+        if (o.LingerMs < 0 || o.LingerMs > 10_000) errors.Add($"Gateway:Influx:LingerMs: {o.LingerMs} is out of range; 0 (send at once) to 10000, default 50");
         if (o.RetryMinMs < 1 || o.RetryMaxMs < o.RetryMinMs) errors.Add("Gateway:Influx:RetryMinMs/RetryMaxMs: need 1 <= min <= max");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

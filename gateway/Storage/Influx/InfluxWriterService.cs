@@ -35,6 +35,7 @@ public sealed partial class InfluxWriterService : BackgroundService
     /// <summary>Lines of the points that come unencoded (self-metrics, exchange, federation).</summary>
     private readonly LineArena _ownLines = new();
     private readonly TimeSpan _interval;
+    private readonly TimeSpan _linger;
     private CancellationTokenSource _tick = new();
     /// <summary>The frame whose points are being batched; its rest goes in the next batch.</summary>
     private FramePoints _carry;
@@ -46,6 +47,7 @@ public sealed partial class InfluxWriterService : BackgroundService
         _frames = channels.Frames.Reader;
         _points = channels.Points.Reader;
         _interval = TimeSpan.FromMilliseconds(Math.Max(10, options.Value.FlushIntervalMs));
+        _linger = TimeSpan.FromMilliseconds(options.Value.LingerMs);
         _pipelineLines = channels.Lines;
         _self = channels.SelfMetrics.Reader;
         _log = log;
@@ -63,11 +65,18 @@ public sealed partial class InfluxWriterService : BackgroundService
         await EnsureDatabaseAsync(stoppingToken);
         var batch = new List<EncodedPoint>(_options.BatchSize);
         bool commitStopped = false;
-        // Whatever gathered while the previous write was in flight is the next batch: small batches
-        // and short delays at low load, full batches at high load. The loop ends when the pipeline
+        // Whatever gathered while the previous write was in flight (and at least LingerMs since it
+        // began) is the next batch: small batches and short delays at low load, full batches at high load. The loop ends when the pipeline
         // completes its channel (shutdown), after writing what is left.
+        long lastWrite = 0;
         while (await WaitForWorkAsync())
         {
+            // Below a full batch, let points gather until LingerMs after the previous write began:
+            // a bounded delay that keeps the number of writes (and InfluxDB's work) in proportion.
+            var since = Stopwatch.GetElapsedTime(lastWrite);
+            if (since < _linger && _carry.Lines is null && _frames.Count < _options.BatchSize)
+                await Task.Delay(_linger - since, CancellationToken.None);
+            lastWrite = Stopwatch.GetTimestamp();
             long stored = Fill(batch);
             bool written = batch.Count == 0 || await WriteBatchAsync(batch, stoppingToken);
             // A batch not written (shutdown with InfluxDB down) stays in the journal, and so must
