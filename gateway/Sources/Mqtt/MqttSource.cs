@@ -27,12 +27,11 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     private readonly int _keepBytes;
     private readonly int _quarantineKeep;
     private readonly GatewayMetrics _metrics;
-    private readonly GatewayHealth _health;
+    private readonly BrokerState _broker;
     private readonly TimeProvider _time;
     private readonly ILogger<MqttSource> _logger;
     private readonly GatewayClock _clock;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly object _subscriptionsLock = new();
     private MqttProtocol _protocol;
     private TaskCompletionSource<MqttDisconnect> _lost = NewLost();
     // Which connection the subscription answers belong to: those of an earlier one are ignored.
@@ -41,7 +40,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, IFrameLog log, IMqttConnection client,
         IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
-        GatewayMetrics metrics, GatewayHealth health, GatewayClock clock, ILogger<MqttSource> logger, TimeProvider? time = null)
+        GatewayMetrics metrics, BrokerState broker, GatewayClock clock, ILogger<MqttSource> logger, TimeProvider? time = null)
     {
         _clock = clock;
         _options = options.Value;
@@ -52,7 +51,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         _keepBytes = Math.Max(pipeline.Value.MaxPayloadBytes, 0);
         _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
         _metrics = metrics;
-        _health = health;
+        _broker = broker;
         _logger = logger;
         _time = time ?? TimeProvider.System;
         _protocol = _options.ProtocolVersion == 4 ? MqttProtocol.V311 : MqttProtocol.V5;
@@ -95,9 +94,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                     await which; // throws when stopping
                     // Stop reading: the broker keeps what follows in our persistent session.
                     await _client.DisconnectAsync(stoppingToken);
-                    _health.BrokerConnected = false;
                     var stats = _intake.Stats;
-                    _health.BrokerDetail = $"paused: the journal is at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes)";
+                    _broker.Disconnected($"paused: the journal is at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes)");
                     LogPaused(stats.Bytes, stats.MaxBytes);
                     await _intake.WaitForRoomAsync(stoppingToken);
                     LogResumed(_intake.Stats.Bytes);
@@ -107,7 +105,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                 {
                     // Logged by OnConnectionLost. Make sure the client's own loop has ended, then reconnect with backoff.
                     await _client.DisconnectAsync(stoppingToken);
-                    _health.BrokerConnected = false;
+                    _broker.Disconnected();
                     afterLoss = true;
                 }
             }
@@ -119,8 +117,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             // Stop intake first: no callback runs after the disconnect returns; then let the pipeline drain.
             _stopping.Cancel();
             await _client.DisconnectAsync(CancellationToken.None);
-            _health.BrokerConnected = false;
-            _health.BrokerDetail = "stopped";
+            _broker.Disconnected("stopped");
             if (_intake.Dropped > 0) LogDroppedAtShutdown(_intake.Dropped);
             LogStopped(_client.Endpoint);
         }
@@ -152,11 +149,10 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                 OnConnected(result.SessionPresent, ct);
                 return lost.Task;
             }
-            _health.BrokerConnected = false;
             if (result.Outcome == MqttConnectOutcome.Refused)
             {
                 // The broker refused us (credentials, protocol): that, not the socket closing, is the news.
-                _health.BrokerDetail = $"connection refused by {_client.Endpoint}: {result.Reason}; retrying";
+                _broker.Disconnected($"connection refused by {_client.Endpoint}: {result.Reason}; retrying");
                 LogRefused(_client.Endpoint, result.Code, result.Reason);
                 // 132 (MQTT 5) or 1 (3.1.1): the broker does not speak the protocol version we asked for.
                 if (_protocol == MqttProtocol.V5 && result.Code is 132 or 1)
@@ -168,7 +164,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             }
             else
             {
-                _health.BrokerDetail = $"cannot connect to {_client.Endpoint}: {result.Reason}";
+                _broker.Disconnected($"cannot connect to {_client.Endpoint}: {result.Reason}");
                 LogConnectFailed(_client.Endpoint, result.Reason, delay.TotalSeconds);
             }
             await Task.Delay(delay, _time, ct);
@@ -186,10 +182,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         LogConnected(_client.Endpoint, protocol, sessionPresent);
         if (_protocol != MqttProtocol.V5 && !string.IsNullOrEmpty(_options.SharedGroup)) LogSharedOn311(_client.Endpoint);
         int connection = Interlocked.Increment(ref _connection);
-        lock (_subscriptionsLock)
-            _health.Subscriptions = _subscriptions.Select(s => new SubscriptionStatus(s.Filter, s.Qos, "pending")).ToArray();
-        _health.BrokerConnected = true;
-        _health.BrokerDetail = $"connected to {_client.Endpoint} (MQTT {protocol})";
+        _broker.Connected($"connected to {_client.Endpoint} (MQTT {protocol})", _subscriptions);
         // Not awaited: the loop must see a full journal or a loss while the broker answers.
         _ = SubscribeAsync(connection, ct);
     }
@@ -219,52 +212,40 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             {
                 if (r.GrantedQos < qos) LogSubscribeDowngraded(filter, qos, r.GrantedQos);
                 else LogSubscribed(filter, r.GrantedQos);
-                SetSubscription(i, s => s with { State = "granted", GrantedQos = r.GrantedQos });
+                _broker.SubscriptionAnswered(i, s => s with { State = "granted", GrantedQos = r.GrantedQos });
             }
             else if (r.Code >= 128)
             {
                 // E.g. 0x87 not authorised, 0x9E shared subscriptions not supported: the gateway would be
                 // connected but deaf to these topics, so this is an error and /readyz says so.
                 LogSubscribeRefused(filter, r.Code, r.Reason);
-                SetSubscription(i, s => s with { State = "refused", Reason = $"{r.Reason} (code {r.Code})" });
+                _broker.SubscriptionAnswered(i, s => s with { State = "refused", Reason = $"{r.Reason} (code {r.Code})" });
             }
             else
             {
                 LogSubscribeFailed(filter, r.Reason);
-                SetSubscription(i, s => s with { State = "refused", Reason = r.Reason });
+                _broker.SubscriptionAnswered(i, s => s with { State = "refused", Reason = r.Reason });
             }
-        }
-    }
-
-    private void SetSubscription(int index, Func<SubscriptionStatus, SubscriptionStatus> change)
-    {
-        lock (_subscriptionsLock)
-        {
-            var copy = _health.Subscriptions.ToArray();
-            if (index >= copy.Length) return;
-            copy[index] = change(copy[index]);
-            _health.Subscriptions = copy;
         }
     }
 
     /// <summary>Runs on the client's thread when an accepted connection ends without our asking.</summary>
     private void OnConnectionLost(MqttDisconnect lost)
     {
-        _health.BrokerConnected = false;
         if (_stopping.IsCancellationRequested)
         {
-            _health.BrokerDetail = "disconnected";
+            _broker.Disconnected("disconnected");
         }
         else if (lost.SessionTakenOver)
         {
             // Another client connected with our client id. Two gateway instances with one id take the
             // session from each other at every reconnect; each needs an id of its own.
-            _health.BrokerDetail = $"session taken over at {_client.Endpoint}: another client connected with client id '{_options.ClientId}'; reconnecting";
+            _broker.Disconnected($"session taken over at {_client.Endpoint}: another client connected with client id '{_options.ClientId}'; reconnecting");
             LogSessionTakenOver(_client.Endpoint, _options.ClientId);
         }
         else
         {
-            _health.BrokerDetail = $"connection to {_client.Endpoint} lost: {lost.Reason}; reconnecting";
+            _broker.Disconnected($"connection to {_client.Endpoint} lost: {lost.Reason}; reconnecting");
             LogDisconnected(_client.Endpoint, lost.Code, lost.Reason);
         }
         Volatile.Read(ref _lost).TrySetResult(lost);

@@ -13,6 +13,7 @@ public static class InfluxRegistration
         services.AddSingleton<IValidateOptions<InfluxOptions>, InfluxOptionsValidator>();
         services.AddSingleton(sp => new InfluxClient(sp.GetRequiredService<IOptions<InfluxOptions>>().Value));
         services.AddSingleton(sp => new WriterQueues(sp.GetRequiredService<IOptions<PipelineOptions>>().Value.FrameQueueCapacity));
+        services.AddSingleton<InfluxState>();
         services.AddSingleton<InfluxWriterService>();
         return services;
     }

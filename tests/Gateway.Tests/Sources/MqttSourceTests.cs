@@ -24,7 +24,8 @@ public sealed class MqttSourceTests
         public FakeMqttConnection Client { get; } = new();
         public TestFrameLog Log { get; } = new();
         public ManualTimeProvider Time { get; } = new();
-        public GatewayHealth Health { get; } = new();
+        public BrokerState Broker { get; } = new();
+        public HealthView Health { get; }
         public GatewayMetrics Metrics { get; } = TestMetrics.New();
         public MqttSource Source { get; }
 
@@ -34,8 +35,9 @@ public sealed class MqttSourceTests
             options.ReconnectMinSeconds = 1;
             options.ReconnectMaxSeconds = 8;
             routes = routes.Length > 0 ? routes : [Route("city/json/#"), Route("city/senml/#", 0), Route("v3/+/devices/+/up")];
+            Health = new HealthView(Broker, new CityGateway.Storage.Influx.InfluxState());
             Source = new MqttSource(Options.Create(options), new RouteTable(routes, new DecoderCatalog()), Log, Client,
-                Options.Create(new PipelineOptions()), Options.Create(new QuarantineOptions()), Metrics, Health,
+                Options.Create(new PipelineOptions()), Options.Create(new QuarantineOptions()), Metrics, Broker,
                 new GatewayClock(Time), NullLogger<MqttSource>.Instance, Time);
         }
 
