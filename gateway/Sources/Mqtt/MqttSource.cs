@@ -37,6 +37,9 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     // Which connection the subscription answers belong to: those of an earlier one are ignored.
     private int _connection;
     private long _lastMessageAt;
+    // The client's callback faults already logged, and when the message path last looked.
+    private long _faultsReported;
+    private long _faultsCheckedAt;
 
     public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, IFrameLog log, IMqttConnection client,
         IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
@@ -88,6 +91,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                 // One wait for the bound at a time, kept across connections, so that no signal goes to a stale waiter.
                 full ??= _intake.BoundReachedAsync(stoppingToken);
                 var which = await Task.WhenAny(lost, full);
+                ReportCallbackFaults();
                 if (which == full)
                 {
                     full = null;
@@ -118,6 +122,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             _stopping.Cancel();
             await _client.DisconnectAsync(CancellationToken.None);
             _broker.Disconnected("stopped");
+            ReportCallbackFaults();
             if (_intake.Dropped > 0) LogDroppedAtShutdown(_intake.Dropped);
             LogStopped(_client.Endpoint);
         }
@@ -144,6 +149,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             var lost = NewLost();
             Volatile.Write(ref _lost, lost);
             var result = await _client.ConnectAsync(_protocol, ct);
+            ReportCallbackFaults();
             if (result.Outcome == MqttConnectOutcome.Accepted)
             {
                 OnConnected(result.SessionPresent, ct);
@@ -305,8 +311,25 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         int length = message.Payload.Length;
         // An oversized payload is kept only as far as the quarantine will store it.
         var kept = length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload;
-        Interlocked.Exchange(ref _lastMessageAt, Environment.TickCount64);
+        long now = Environment.TickCount64;
+        Interlocked.Exchange(ref _lastMessageAt, now);
+        // At most once a second: a handler that fails on every message is reported, not once per message.
+        if (now - _faultsCheckedAt >= 1000)
+        {
+            _faultsCheckedAt = now;
+            ReportCallbackFaults();
+        }
         if (_intake.Take(message.Topic, kept, message.Qos, length, _stopping.Token)) _client.Acknowledge(in message);
+    }
+
+    /// <summary>Logs the faults the client caught in its callbacks since the last report (a message
+    /// handler that threw lost that message's journal append).</summary>
+    private void ReportCallbackFaults()
+    {
+        long faults = _client.CallbackFaults;
+        long reported = Interlocked.Read(ref _faultsReported);
+        if (faults <= reported || Interlocked.CompareExchange(ref _faultsReported, faults, reported) != reported) return;
+        LogCallbackFaults(faults - reported, faults, _client.LastCallbackFault ?? "");
     }
 
     void IFrameIntakeEvents.JournalWriteFailed(string error) => LogJournalWriteFailed(error);
@@ -381,6 +404,9 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     [LoggerMessage(EventId = 1022, Level = LogLevel.Warning, Message = "Unsubscribing from {Filter} failed: {Error}")]
     private partial void LogUnsubscribeFailed(string filter, string error);
+
+    [LoggerMessage(EventId = 1023, Level = LogLevel.Warning, Message = "The MQTT client caught {New} exceptions in its callbacks ({Total} since start) so that none reached the library; last: {Last}")]
+    private partial void LogCallbackFaults(long @new, long total, string last);
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages could not be put in the journal (shutdown or disk failure)")]
     private partial void LogDroppedAtShutdown(long count);
