@@ -43,7 +43,7 @@ public sealed partial class FederationClient(
                 await PullOnceAsync(partner, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
-            catch (Exception e) when (e is HttpRequestException or JsonException or InvalidOperationException or TaskCanceledException)
+            catch (Exception e) when (e is HttpRequestException or FeedFormatException or TaskCanceledException)
             {
                 LogPullFailed(partner.Id, e.Message);
             }
@@ -55,13 +55,12 @@ public sealed partial class FederationClient(
     public async Task<int> PullOnceAsync(PartnerFeedOptions partner, CancellationToken ct)
     {
         var folder = Directory.CreateDirectory(Path.Combine(_options.DataPath, "federation", partner.Id)).FullName;
-        var wellKnown = JsonNode.Parse(await _http.GetStringAsync(partner.WellKnownUrl, ct)) as JsonObject
-                        ?? throw new InvalidOperationException("the well-known document is not a JSON object");
-        var cityId = wellKnown["cityId"]?.GetValue<string>();
-        if (cityId != partner.Id) throw new InvalidOperationException($"the well-known document names city '{cityId}', expected '{partner.Id}'");
-        var publishedKey = wellKnown["publicKey"]?.GetValue<string>() ?? throw new InvalidOperationException("no publicKey in the well-known document");
+        var wellKnown = FeedReader.ParseObject(await _http.GetStringAsync(partner.WellKnownUrl, ct), "the well-known document");
+        var cityId = FeedReader.OptionalString(wellKnown["cityId"], "the well-known document's cityId");
+        if (cityId != partner.Id) throw new FeedFormatException($"the well-known document names city '{cityId}', expected '{partner.Id}'");
+        var publishedKey = FeedReader.String(wellKnown["publicKey"], "the well-known document's publicKey");
         var trusted = TrustedKey(partner, folder, publishedKey);
-        var apiBase = wellKnown["apiBase"]?.GetValue<string>() ?? throw new InvalidOperationException("no apiBase in the well-known document");
+        var apiBase = FeedReader.String(wellKnown["apiBase"], "the well-known document's apiBase");
         var cursorFile = Path.Combine(folder, "cursor");
         string? cursor = File.Exists(cursorFile) ? File.ReadAllText(cursorFile).Trim() : null;
         int accepted = 0;
@@ -72,40 +71,45 @@ public sealed partial class FederationClient(
             using var response = await _http.SendAsync(request, ct);
             var text = await response.Content.ReadAsStringAsync(ct);
             if (!response.IsSuccessStatusCode) throw new HttpRequestException($"feed answered HTTP {(int)response.StatusCode}: {text}");
-            var feed = JsonNode.Parse(text)!.AsObject();
+            var feed = FeedReader.ParseObject(text, "the feed");
             var points = new List<Point>();
-            foreach (var node in feed["releases"]!.AsArray())
+            foreach (var node in FeedReader.Array(feed["releases"], "the feed's releases"))
             {
-                var envelope = node!.AsObject();
+                var envelope = FeedReader.Object(node, "a release");
                 if (!SignedDocument.VerifyEnvelope(envelope, trusted, out var error))
                     return Refuse(partner, envelope, $"signature: {error}", accepted);
-                var payload = envelope["payload"]!.AsObject();
-                if (payload["city"]?.GetValue<string>() != partner.Id || payload["partner"]?.GetValue<string>() != _options.CityId)
+                var payload = FeedReader.Object(envelope["payload"], "a release's payload");
+                if (FeedReader.OptionalString(payload["city"], "payload.city") != partner.Id
+                    || FeedReader.OptionalString(payload["partner"], "payload.partner") != _options.CityId)
                     return Refuse(partner, envelope, "the release is not from this partner to this city", accepted);
-                var start = DateTimeOffset.Parse(payload["window"]!["start"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
-                foreach (var row in payload["rows"]!.AsArray())
+                var start = FeedReader.Time(FeedReader.Object(payload["window"], "payload.window")["start"], "payload.window.start");
+                long sequence = FeedReader.Integer(payload["sequence"], "payload.sequence");
+                foreach (var rowNode in FeedReader.Array(payload["rows"], "payload.rows"))
                 {
+                    var row = FeedReader.Object(rowNode, "a row");
                     var p = new Point("partner",
                     [
-                        new("city", partner.Id), new("district", row!["district"]!.GetValue<string>()), new("domain", row["domain"]!.GetValue<string>()),
-                        new("metric", row["metric"]!.GetValue<string>()), new("aggregate", row["aggregate"]!.GetValue<string>()),
+                        new("city", partner.Id), new("district", FeedReader.String(row["district"], "row.district")),
+                        new("domain", FeedReader.String(row["domain"], "row.domain")),
+                        new("metric", FeedReader.String(row["metric"], "row.metric")),
+                        new("aggregate", FeedReader.String(row["aggregate"], "row.aggregate")),
                     ], UnixTime.ToNs(start)) { Origin = "federation:" + partner.Id };
-                    p.Fields.Add(PointField.Of("value", row["value"]!.GetValue<double>()));
-                    p.Fields.Add(PointField.Of("sequence", payload["sequence"]!.GetValue<long>()));
+                    p.Fields.Add(PointField.Of("value", FeedReader.Number(row["value"], "row.value")));
+                    p.Fields.Add(PointField.Of("sequence", sequence));
                     points.Add(p);
                 }
                 accepted++;
                 Interlocked.Increment(ref Accepted);
             }
             foreach (var p in points) await channels.Points.Writer.WriteAsync(p, ct);
-            var next = feed["next"]?.GetValue<string>();
+            var next = FeedReader.OptionalString(feed["next"], "the feed's next");
             if (next is not null && next != cursor)
             {
                 File.WriteAllText(cursorFile + ".tmp", next);
                 File.Move(cursorFile + ".tmp", cursorFile, overwrite: true);
                 cursor = next;
             }
-            if (feed["more"]?.GetValue<bool>() != true) break;
+            if (FeedReader.OptionalBool(feed["more"], "the feed's more") != true) break;
         }
         if (accepted > 0) LogPulled(partner.Id, accepted, cursor ?? "");
         return accepted;

@@ -2,13 +2,14 @@ using CityGateway.Exchange;
 using CityGateway.Journal;
 using CityGateway.Sources.Mqtt;
 using CityGateway.Sources.Serial;
+using CityGateway.Storage.Influx;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace CityGateway.Health;
 
-// One health check per component. Each reads the state its component already keeps (GatewayHealth,
-// SerialStatus, the journal's stats) and returns it as the check's data: /readyz is those data, as
+// One health check per component. Each reads the state its component already keeps (BrokerState,
+// InfluxState, SerialStatus, the journal's stats) and returns it as the check's data: /readyz is those data, as
 // it showed them before the checks existed. Checks tagged "ready" decide readiness.
 
 public static class HealthTags
@@ -20,7 +21,7 @@ public static class HealthTags
     public const string Exchange = "exchange";
 }
 
-public sealed class BrokerHealthCheck(GatewayHealth health, IOptions<MqttConnectionOptions> options) : IHealthCheck
+public sealed class BrokerHealthCheck(BrokerState broker, IOptions<MqttConnectionOptions> options) : IHealthCheck
 {
     public const string Name = "broker";
 
@@ -28,39 +29,42 @@ public sealed class BrokerHealthCheck(GatewayHealth health, IOptions<MqttConnect
     {
         var mqtt = options.Value;
         if (!mqtt.Enabled) return Task.FromResult(HealthCheckResult.Healthy("MQTT is off (Gateway:Mqtt:Enabled=false)"));
-        var subscriptions = health.Subscriptions;
+        // One snapshot: the flag, the detail and the subscriptions belong to one moment.
+        var state = broker.Current;
+        var subscriptions = state.Subscriptions;
         var data = new Dictionary<string, object>
         {
-            ["connected"] = health.BrokerConnected,
-            ["detail"] = health.BrokerDetail,
+            ["connected"] = state.Connected,
+            ["detail"] = state.Detail,
             ["clientId"] = mqtt.ClientId,
             ["sharedGroup"] = string.IsNullOrEmpty(mqtt.SharedGroup) ? null! : mqtt.SharedGroup,
             ["subscriptions"] = subscriptions.Select(s => new { filter = s.Filter, qos = s.Qos, state = s.State, grantedQos = s.GrantedQos, reason = s.Reason }).ToArray(),
         };
         // A refused subscription leaves the gateway connected but deaf to those topics.
         var refused = subscriptions.Where(s => s.Refused).Select(s => s.Filter).ToArray();
-        var result = !health.BrokerConnected ? HealthCheckResult.Unhealthy(health.BrokerDetail, data: data)
+        var result = !state.Connected ? HealthCheckResult.Unhealthy(state.Detail, data: data)
             : refused.Length > 0 ? HealthCheckResult.Unhealthy("subscription refused: " + string.Join(", ", refused), data: data)
-            : HealthCheckResult.Healthy(health.BrokerDetail, data);
+            : HealthCheckResult.Healthy(state.Detail, data);
         return Task.FromResult(result);
     }
 }
 
-public sealed class InfluxHealthCheck(GatewayHealth health) : IHealthCheck
+public sealed class InfluxHealthCheck(InfluxState influx) : IHealthCheck
 {
     public const string Name = "influx";
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        var state = influx.Current;
         var data = new Dictionary<string, object>
         {
-            ["reachable"] = health.InfluxReachable,
-            ["unauthorised"] = health.InfluxUnauthorised,
-            ["detail"] = health.InfluxDetail,
+            ["reachable"] = state.Reachable,
+            ["unauthorised"] = state.Unauthorised,
+            ["detail"] = state.Detail,
         };
-        var result = health.InfluxUnauthorised ? HealthCheckResult.Unhealthy("InfluxDB refuses the credentials: " + health.InfluxDetail, data: data)
-            : !health.InfluxReachable ? HealthCheckResult.Unhealthy(health.InfluxDetail, data: data)
-            : HealthCheckResult.Healthy(health.InfluxDetail, data);
+        var result = state.Unauthorised ? HealthCheckResult.Unhealthy("InfluxDB refuses the credentials: " + state.Detail, data: data)
+            : !state.Reachable ? HealthCheckResult.Unhealthy(state.Detail, data: data)
+            : HealthCheckResult.Healthy(state.Detail, data);
         return Task.FromResult(result);
     }
 }

@@ -82,23 +82,3 @@ public sealed class GatewayMetrics
         _batchDuration.Record(latency.TotalSeconds);
     }
 }
-
-/// <summary>Connection state of the broker and InfluxDB, for /readyz and the gateway measurement.</summary>
-public sealed class GatewayHealth
-{
-    public volatile bool BrokerConnected;
-    public volatile string BrokerDetail = "not connected yet";
-    public volatile bool InfluxReachable;
-    public volatile string InfluxDetail = "not checked yet";
-    /// <summary>InfluxDB refused our credentials (401/403): writing is stopped until it accepts them.</summary>
-    public volatile bool InfluxUnauthorised;
-    /// <summary>The MQTT subscriptions of the current connection as the broker answered them (replaced whole).</summary>
-    public volatile SubscriptionStatus[] Subscriptions = [];
-}
-
-/// <summary>One MQTT subscription: the filter as sent (shared form included), the QoS asked for, and
-/// the broker's answer: <c>pending</c>, <c>granted</c> (with the QoS granted) or <c>refused</c> (with the reason).</summary>
-public sealed record SubscriptionStatus(string Filter, int Qos, string State, int? GrantedQos = null, string? Reason = null)
-{
-    public bool Refused => State == "refused";
-}

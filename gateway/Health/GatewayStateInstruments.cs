@@ -1,7 +1,9 @@
 using System.Diagnostics.Metrics;
 using CityGateway.Journal;
 using CityGateway.Quarantine;
+using CityGateway.Sources.Mqtt;
 using CityGateway.Sources.Serial;
+using CityGateway.Storage.Influx;
 
 namespace CityGateway.Health;
 
@@ -16,7 +18,7 @@ namespace CityGateway.Health;
 /// </remarks>
 public sealed class GatewayStateInstruments : IHostedService
 {
-    public GatewayStateInstruments(GatewayMetrics metrics, GatewayHealth health, IFrameLog log, SerialStatus serial, QuarantineStore quarantine)
+    public GatewayStateInstruments(GatewayMetrics metrics, BrokerState broker, InfluxState influx, IFrameLog log, SerialStatus serial, QuarantineStore quarantine)
     {
         var meter = metrics.Meter;
         meter.CreateObservableGauge("gateway.journal.size", () => log.Stats.Bytes, "By",
@@ -27,11 +29,11 @@ public sealed class GatewayStateInstruments : IHostedService
             "Frames in the journal not yet committed (stored or quarantined)");
         meter.CreateObservableGauge("gateway.journal.full", () => log.Stats.Full ? 1 : 0, "1",
             "1 while the journal is at its size bound");
-        meter.CreateObservableGauge("gateway.broker.connected", () => health.BrokerConnected ? 1 : 0, "1",
+        meter.CreateObservableGauge("gateway.broker.connected", () => broker.IsConnected ? 1 : 0, "1",
             "1 while the MQTT broker connection is up");
-        meter.CreateObservableGauge("gateway.influx.reachable", () => health.InfluxReachable ? 1 : 0, "1",
+        meter.CreateObservableGauge("gateway.influx.reachable", () => influx.IsReachable ? 1 : 0, "1",
             "1 while InfluxDB answered the last request");
-        meter.CreateObservableGauge("gateway.influx.unauthorised", () => health.InfluxUnauthorised ? 1 : 0, "1",
+        meter.CreateObservableGauge("gateway.influx.unauthorised", () => influx.IsUnauthorised ? 1 : 0, "1",
             "1 while InfluxDB refuses the gateway's credentials and writing is stopped");
         meter.CreateObservableGauge("gateway.serial.port.open", () => PerPort(serial, p => p.Open ? 1 : 0), "1",
             "1 while the serial port is open, by port");

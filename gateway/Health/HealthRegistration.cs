@@ -5,8 +5,8 @@ namespace CityGateway.Health;
 
 public static class HealthRegistration
 {
-    /// <summary>What every stage shares: the clock, the string pool, the counters and the component
-    /// states; and the services that write the gateway's own measurements (section Gateway:SelfMetrics).</summary>
+    /// <summary>What every stage shares: the clock, the string pool, and the counters (each component
+    /// registers its own state); and the services that write the gateway's own measurements (section Gateway:SelfMetrics).</summary>
     public static IServiceCollection AddGatewayCore(this IServiceCollection services, IConfigurationSection gateway)
     {
         services.AddSingleton(TimeProvider.System);
@@ -14,7 +14,6 @@ public static class HealthRegistration
         services.AddSingleton(new StringPool(StringPool.ProcessCapacity));
         services.AddMetrics();
         services.AddSingleton<GatewayMetrics>();
-        services.AddSingleton<GatewayHealth>();
         services.AddOptions<SelfMetricsOptions>().Bind(gateway.GetSection("SelfMetrics"));
         services.AddSingleton<SelfMetricsService>();
         services.AddHostedService(sp => sp.GetRequiredService<SelfMetricsService>());

@@ -28,7 +28,8 @@ public sealed partial class SelfMetricsService(
     IFrameLog log,
     Sources.Serial.SerialStatus serial,
     GatewayMetrics metrics,
-    GatewayHealth health,
+    Sources.Mqtt.BrokerState broker,
+    Storage.Influx.InfluxState influx,
     QuarantineStore quarantine,
     IOptions<SelfMetricsOptions> options,
     IOptions<Sources.Mqtt.MqttConnectionOptions> mqtt,
@@ -76,8 +77,8 @@ public sealed partial class SelfMetricsService(
         p.Fields.Add(PointField.Of("queue_depth", (long)metrics.QueueDepth()));
         p.Fields.Add(PointField.Of("quarantined", quarantine.Total));
         p.Fields.Add(PointField.Of("quarantine_rotated_away", quarantine.RemovedByRotation));
-        p.Fields.Add(PointField.Of("broker_connected", health.BrokerConnected));
-        p.Fields.Add(PointField.Of("influx_reachable", health.InfluxReachable));
+        p.Fields.Add(PointField.Of("broker_connected", broker.IsConnected));
+        p.Fields.Add(PointField.Of("influx_reachable", influx.IsReachable));
         var journal = log.Stats;
         p.Fields.Add(PointField.Of("journal_bytes", journal.Bytes));
         p.Fields.Add(PointField.Of("journal_max_bytes", journal.MaxBytes));

@@ -251,7 +251,7 @@ public sealed partial class FileJournal : IFrameLog
             long sequence;
             lock (_appendLock)
             {
-                if (_completed) throw new InvalidOperationException("the journal is closed");
+                if (_completed) throw new JournalClosedException();
                 if (_current.Bytes >= _options.SegmentBytes) RollSegment();
                 _writer.Write(buffer, 0, HeaderBytes + bodyLength); // one write(2): in the page cache when it returns
                 if (_options.Fsync == FsyncPolicy.Always) _writer.Flush(flushToDisk: true);

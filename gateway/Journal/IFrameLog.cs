@@ -11,7 +11,8 @@ public readonly record struct LoggedFrame(long Sequence, RawFrame Frame);
 /// </summary>
 public interface IFrameLog : IDisposable
 {
-    /// <summary>Appends a frame; when this returns, the frame survives a killed process (journal).</summary>
+    /// <summary>Appends a frame; when this returns, the frame survives a killed process (journal).
+    /// Throws <see cref="JournalClosedException"/> once the log is closed.</summary>
     long Append(RawFrame frame);
 
     /// <summary>The next frame after the last one read; null once <see cref="Complete"/> was called and all was read.</summary>

@@ -24,7 +24,16 @@ public sealed class MemoryFrameLog(int capacity) : IFrameLog
         {
             var item = new LoggedFrame(_next, frame);
             if (!_queue.Writer.TryWrite(item))
-                _queue.Writer.WriteAsync(item).AsTask().GetAwaiter().GetResult();
+            {
+                try
+                {
+                    _queue.Writer.WriteAsync(item).AsTask().GetAwaiter().GetResult();
+                }
+                catch (ChannelClosedException)
+                {
+                    throw new JournalClosedException();
+                }
+            }
             return _next++;
         }
     }

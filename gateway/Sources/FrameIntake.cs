@@ -81,7 +81,7 @@ public sealed class FrameIntake
                 if (attempt > 0) _events.JournalWriteRecovered(attempt);
                 break;
             }
-            catch (Exception e) when (e is InvalidOperationException or System.Threading.Channels.ChannelClosedException)
+            catch (JournalClosedException)
             {
                 // Only while shutting down, after the log was closed.
                 Interlocked.Increment(ref _dropped);

@@ -17,6 +17,13 @@ public interface IMqttConnection : IDisposable
 
     bool IsConnected { get; }
 
+    /// <summary>Exceptions a handler threw on the client's thread that the client caught instead of
+    /// letting them reach the library (native code must not see them); counted since start.</summary>
+    long CallbackFaults { get; }
+
+    /// <summary>The last of those faults, or null while there is none.</summary>
+    string? LastCallbackFault { get; }
+
     /// <summary>Each received PUBLISH, on the client's own thread; the message's spans are valid only
     /// during the call. The handler acknowledges it with <see cref="Acknowledge"/> once it is stored.</summary>
     MqttMessageHandler? MessageReceived { get; set; }

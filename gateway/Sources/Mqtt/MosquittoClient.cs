@@ -255,14 +255,30 @@ public sealed unsafe class MosquittoClient : IDisposable
     private static MosquittoClient? From(IntPtr userData) =>
         userData == IntPtr.Zero ? null : GCHandle.FromIntPtr(userData).Target as MosquittoClient;
 
-    // Exceptions must never cross back into native code: each callback catches everything.
+    private long _callbackFaults;
+    private volatile string? _lastCallbackFault;
+
+    /// <summary>Exceptions thrown by a handler inside a libmosquitto callback, caught there so that none
+    /// crosses into native code; the connection's owner reports them (event 1023).</summary>
+    public long CallbackFaults => Interlocked.Read(ref _callbackFaults);
+
+    /// <summary>The last of those: which callback, the exception's type and message.</summary>
+    public string? LastCallbackFault => _lastCallbackFault;
+
+    private void Fault(string callback, Exception e)
+    {
+        _lastCallbackFault = $"{callback} callback: {e.GetType().Name}: {e.Message}";
+        Interlocked.Increment(ref _callbackFaults);
+    }
+
+    // Exceptions must never cross back into native code: each callback catches everything and counts it.
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void OnConnectNative(IntPtr mosq, IntPtr userData, int rc, int flags, IntPtr props)
     {
         var self = From(userData);
         if (self is null) return;
         self._connected = rc == 0;
-        try { self.Connected?.Invoke(rc, (flags & 1) != 0); } catch { /* reported by the handler's owner */ }
+        try { self.Connected?.Invoke(rc, (flags & 1) != 0); } catch (Exception e) { self.Fault("connect", e); }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
@@ -274,7 +290,7 @@ public sealed unsafe class MosquittoClient : IDisposable
         // The socket is already closed here; marking the client disconnected makes the network thread
         // end instead of reconnecting (libmosquitto's loop checks the state after this callback).
         if (rc != 0 && !self.ReconnectsItself) Mosquitto.Disconnect(mosq);
-        try { self.Disconnected?.Invoke(rc); } catch { }
+        try { self.Disconnected?.Invoke(rc); } catch (Exception e) { self.Fault("disconnect", e); }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
@@ -289,7 +305,10 @@ public sealed unsafe class MosquittoClient : IDisposable
             var payload = new ReadOnlySpan<byte>(message->Payload, message->PayloadLen);
             handler(new MqttIncoming(topic, payload, message->Qos, message->Retain, message->Mid));
         }
-        catch { }
+        catch (Exception e)
+        {
+            self.Fault("message", e);
+        }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
@@ -298,21 +317,21 @@ public sealed unsafe class MosquittoClient : IDisposable
         var self = From(userData);
         if (self?.Subscribed is not { } handler) return;
         // One filter per SUBSCRIBE; a SUBACK without an entry counts as refused.
-        try { handler(mid, count > 0 && granted is not null ? granted[0] : 128); } catch { }
+        try { handler(mid, count > 0 && granted is not null ? granted[0] : 128); } catch (Exception e) { self.Fault("subscribe", e); }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void OnUnsubscribeNative(IntPtr mosq, IntPtr userData, int mid)
     {
         var self = From(userData);
-        try { self?.Unsubscribed?.Invoke(mid); } catch { }
+        try { self?.Unsubscribed?.Invoke(mid); } catch (Exception e) { self?.Fault("unsubscribe", e); }
     }
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static void OnPublishNative(IntPtr mosq, IntPtr userData, int mid, int reasonCode, IntPtr props)
     {
         var self = From(userData);
-        try { self?.Published?.Invoke(mid, reasonCode); } catch { }
+        try { self?.Published?.Invoke(mid, reasonCode); } catch (Exception e) { self?.Fault("publish", e); }
     }
 }
 

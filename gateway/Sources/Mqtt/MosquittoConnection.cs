@@ -41,6 +41,10 @@ public sealed class MosquittoConnection : IMqttConnection
 
     public bool IsConnected => _client?.IsConnected == true;
 
+    public long CallbackFaults => _client?.CallbackFaults ?? 0;
+
+    public string? LastCallbackFault => _client?.LastCallbackFault;
+
     public MqttMessageHandler? MessageReceived
     {
         get => _messageReceived;

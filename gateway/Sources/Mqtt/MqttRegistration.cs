@@ -12,6 +12,8 @@ public static class MqttRegistration
     {
         services.AddOptions<MqttConnectionOptions>().Bind(gateway.GetSection("Mqtt")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<MqttConnectionOptions>, MqttOptionsValidator>();
+        // Registered with the source off too: /readyz, the instruments and the gateway measurement read it.
+        services.AddSingleton<BrokerState>();
         if (gateway.GetValue("Mqtt:Enabled", true))
         {
             services.AddSingleton<IMqttConnection, MosquittoConnection>();

@@ -27,21 +27,23 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     private readonly int _keepBytes;
     private readonly int _quarantineKeep;
     private readonly GatewayMetrics _metrics;
-    private readonly GatewayHealth _health;
+    private readonly BrokerState _broker;
     private readonly TimeProvider _time;
     private readonly ILogger<MqttSource> _logger;
     private readonly GatewayClock _clock;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly object _subscriptionsLock = new();
     private MqttProtocol _protocol;
     private TaskCompletionSource<MqttDisconnect> _lost = NewLost();
     // Which connection the subscription answers belong to: those of an earlier one are ignored.
     private int _connection;
     private long _lastMessageAt;
+    // The client's callback faults already logged, and when the message path last looked.
+    private long _faultsReported;
+    private long _faultsCheckedAt;
 
     public MqttSource(IOptions<MqttConnectionOptions> options, RouteTable routes, IFrameLog log, IMqttConnection client,
         IOptions<PipelineOptions> pipeline, IOptions<Quarantine.QuarantineOptions> quarantine,
-        GatewayMetrics metrics, GatewayHealth health, GatewayClock clock, ILogger<MqttSource> logger, TimeProvider? time = null)
+        GatewayMetrics metrics, BrokerState broker, GatewayClock clock, ILogger<MqttSource> logger, TimeProvider? time = null)
     {
         _clock = clock;
         _options = options.Value;
@@ -52,7 +54,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         _keepBytes = Math.Max(pipeline.Value.MaxPayloadBytes, 0);
         _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
         _metrics = metrics;
-        _health = health;
+        _broker = broker;
         _logger = logger;
         _time = time ?? TimeProvider.System;
         _protocol = _options.ProtocolVersion == 4 ? MqttProtocol.V311 : MqttProtocol.V5;
@@ -89,15 +91,15 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                 // One wait for the bound at a time, kept across connections, so that no signal goes to a stale waiter.
                 full ??= _intake.BoundReachedAsync(stoppingToken);
                 var which = await Task.WhenAny(lost, full);
+                ReportCallbackFaults();
                 if (which == full)
                 {
                     full = null;
                     await which; // throws when stopping
                     // Stop reading: the broker keeps what follows in our persistent session.
                     await _client.DisconnectAsync(stoppingToken);
-                    _health.BrokerConnected = false;
                     var stats = _intake.Stats;
-                    _health.BrokerDetail = $"paused: the journal is at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes)";
+                    _broker.Disconnected($"paused: the journal is at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes)");
                     LogPaused(stats.Bytes, stats.MaxBytes);
                     await _intake.WaitForRoomAsync(stoppingToken);
                     LogResumed(_intake.Stats.Bytes);
@@ -107,7 +109,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                 {
                     // Logged by OnConnectionLost. Make sure the client's own loop has ended, then reconnect with backoff.
                     await _client.DisconnectAsync(stoppingToken);
-                    _health.BrokerConnected = false;
+                    _broker.Disconnected();
                     afterLoss = true;
                 }
             }
@@ -119,8 +121,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             // Stop intake first: no callback runs after the disconnect returns; then let the pipeline drain.
             _stopping.Cancel();
             await _client.DisconnectAsync(CancellationToken.None);
-            _health.BrokerConnected = false;
-            _health.BrokerDetail = "stopped";
+            _broker.Disconnected("stopped");
+            ReportCallbackFaults();
             if (_intake.Dropped > 0) LogDroppedAtShutdown(_intake.Dropped);
             LogStopped(_client.Endpoint);
         }
@@ -147,16 +149,16 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             var lost = NewLost();
             Volatile.Write(ref _lost, lost);
             var result = await _client.ConnectAsync(_protocol, ct);
+            ReportCallbackFaults();
             if (result.Outcome == MqttConnectOutcome.Accepted)
             {
                 OnConnected(result.SessionPresent, ct);
                 return lost.Task;
             }
-            _health.BrokerConnected = false;
             if (result.Outcome == MqttConnectOutcome.Refused)
             {
                 // The broker refused us (credentials, protocol): that, not the socket closing, is the news.
-                _health.BrokerDetail = $"connection refused by {_client.Endpoint}: {result.Reason}; retrying";
+                _broker.Disconnected($"connection refused by {_client.Endpoint}: {result.Reason}; retrying");
                 LogRefused(_client.Endpoint, result.Code, result.Reason);
                 // 132 (MQTT 5) or 1 (3.1.1): the broker does not speak the protocol version we asked for.
                 if (_protocol == MqttProtocol.V5 && result.Code is 132 or 1)
@@ -168,7 +170,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             }
             else
             {
-                _health.BrokerDetail = $"cannot connect to {_client.Endpoint}: {result.Reason}";
+                _broker.Disconnected($"cannot connect to {_client.Endpoint}: {result.Reason}");
                 LogConnectFailed(_client.Endpoint, result.Reason, delay.TotalSeconds);
             }
             await Task.Delay(delay, _time, ct);
@@ -186,10 +188,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         LogConnected(_client.Endpoint, protocol, sessionPresent);
         if (_protocol != MqttProtocol.V5 && !string.IsNullOrEmpty(_options.SharedGroup)) LogSharedOn311(_client.Endpoint);
         int connection = Interlocked.Increment(ref _connection);
-        lock (_subscriptionsLock)
-            _health.Subscriptions = _subscriptions.Select(s => new SubscriptionStatus(s.Filter, s.Qos, "pending")).ToArray();
-        _health.BrokerConnected = true;
-        _health.BrokerDetail = $"connected to {_client.Endpoint} (MQTT {protocol})";
+        _broker.Connected($"connected to {_client.Endpoint} (MQTT {protocol})", _subscriptions);
         // Not awaited: the loop must see a full journal or a loss while the broker answers.
         _ = SubscribeAsync(connection, ct);
     }
@@ -219,52 +218,40 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             {
                 if (r.GrantedQos < qos) LogSubscribeDowngraded(filter, qos, r.GrantedQos);
                 else LogSubscribed(filter, r.GrantedQos);
-                SetSubscription(i, s => s with { State = "granted", GrantedQos = r.GrantedQos });
+                _broker.SubscriptionAnswered(i, s => s with { State = "granted", GrantedQos = r.GrantedQos });
             }
             else if (r.Code >= 128)
             {
                 // E.g. 0x87 not authorised, 0x9E shared subscriptions not supported: the gateway would be
                 // connected but deaf to these topics, so this is an error and /readyz says so.
                 LogSubscribeRefused(filter, r.Code, r.Reason);
-                SetSubscription(i, s => s with { State = "refused", Reason = $"{r.Reason} (code {r.Code})" });
+                _broker.SubscriptionAnswered(i, s => s with { State = "refused", Reason = $"{r.Reason} (code {r.Code})" });
             }
             else
             {
                 LogSubscribeFailed(filter, r.Reason);
-                SetSubscription(i, s => s with { State = "refused", Reason = r.Reason });
+                _broker.SubscriptionAnswered(i, s => s with { State = "refused", Reason = r.Reason });
             }
-        }
-    }
-
-    private void SetSubscription(int index, Func<SubscriptionStatus, SubscriptionStatus> change)
-    {
-        lock (_subscriptionsLock)
-        {
-            var copy = _health.Subscriptions.ToArray();
-            if (index >= copy.Length) return;
-            copy[index] = change(copy[index]);
-            _health.Subscriptions = copy;
         }
     }
 
     /// <summary>Runs on the client's thread when an accepted connection ends without our asking.</summary>
     private void OnConnectionLost(MqttDisconnect lost)
     {
-        _health.BrokerConnected = false;
         if (_stopping.IsCancellationRequested)
         {
-            _health.BrokerDetail = "disconnected";
+            _broker.Disconnected("disconnected");
         }
         else if (lost.SessionTakenOver)
         {
             // Another client connected with our client id. Two gateway instances with one id take the
             // session from each other at every reconnect; each needs an id of its own.
-            _health.BrokerDetail = $"session taken over at {_client.Endpoint}: another client connected with client id '{_options.ClientId}'; reconnecting";
+            _broker.Disconnected($"session taken over at {_client.Endpoint}: another client connected with client id '{_options.ClientId}'; reconnecting");
             LogSessionTakenOver(_client.Endpoint, _options.ClientId);
         }
         else
         {
-            _health.BrokerDetail = $"connection to {_client.Endpoint} lost: {lost.Reason}; reconnecting";
+            _broker.Disconnected($"connection to {_client.Endpoint} lost: {lost.Reason}; reconnecting");
             LogDisconnected(_client.Endpoint, lost.Code, lost.Reason);
         }
         Volatile.Read(ref _lost).TrySetResult(lost);
@@ -324,8 +311,25 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         int length = message.Payload.Length;
         // An oversized payload is kept only as far as the quarantine will store it.
         var kept = length > _keepBytes ? message.Payload[..Math.Min(length, _quarantineKeep)] : message.Payload;
-        Interlocked.Exchange(ref _lastMessageAt, Environment.TickCount64);
+        long now = Environment.TickCount64;
+        Interlocked.Exchange(ref _lastMessageAt, now);
+        // At most once a second: a handler that fails on every message is reported, not once per message.
+        if (now - _faultsCheckedAt >= 1000)
+        {
+            _faultsCheckedAt = now;
+            ReportCallbackFaults();
+        }
         if (_intake.Take(message.Topic, kept, message.Qos, length, _stopping.Token)) _client.Acknowledge(in message);
+    }
+
+    /// <summary>Logs the faults the client caught in its callbacks since the last report (a message
+    /// handler that threw lost that message's journal append).</summary>
+    private void ReportCallbackFaults()
+    {
+        long faults = _client.CallbackFaults;
+        long reported = Interlocked.Read(ref _faultsReported);
+        if (faults <= reported || Interlocked.CompareExchange(ref _faultsReported, faults, reported) != reported) return;
+        LogCallbackFaults(faults - reported, faults, _client.LastCallbackFault ?? "");
     }
 
     void IFrameIntakeEvents.JournalWriteFailed(string error) => LogJournalWriteFailed(error);
@@ -400,6 +404,9 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     [LoggerMessage(EventId = 1022, Level = LogLevel.Warning, Message = "Unsubscribing from {Filter} failed: {Error}")]
     private partial void LogUnsubscribeFailed(string filter, string error);
+
+    [LoggerMessage(EventId = 1023, Level = LogLevel.Warning, Message = "The MQTT client caught {New} exceptions in its callbacks ({Total} since start) so that none reached the library; last: {Last}")]
+    private partial void LogCallbackFaults(long @new, long total, string last);
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages could not be put in the journal (shutdown or disk failure)")]
     private partial void LogDroppedAtShutdown(long count);

@@ -11,6 +11,7 @@ public static class InfluxRegistration
         services.AddOptions<InfluxOptions>().Bind(gateway.GetSection("Influx")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<InfluxOptions>, InfluxOptionsValidator>();
         services.AddSingleton(sp => new InfluxClient(sp.GetRequiredService<IOptions<InfluxOptions>>().Value));
+        services.AddSingleton<InfluxState>();
         services.AddSingleton<InfluxWriterService>();
         return services;
     }

@@ -28,7 +28,7 @@ public sealed partial class InfluxWriterService : BackgroundService
     private readonly InfluxOptions _options;
     private readonly QuarantineStore _quarantine;
     private readonly GatewayMetrics _metrics;
-    private readonly GatewayHealth _health;
+    private readonly InfluxState _influx;
     private readonly ILogger<InfluxWriterService> _logger;
     private readonly ArrayBufferWriter<byte> _buffer = new(1 << 20);
     private readonly LineArena _pipelineLines;
@@ -42,7 +42,7 @@ public sealed partial class InfluxWriterService : BackgroundService
     private int _carryTaken;
 
     public InfluxWriterService(WriterQueues channels, IFrameLog log, InfluxClient client, IOptions<InfluxOptions> options,
-        QuarantineStore quarantine, GatewayMetrics metrics, GatewayHealth health, ILogger<InfluxWriterService> logger)
+        QuarantineStore quarantine, GatewayMetrics metrics, InfluxState influx, ILogger<InfluxWriterService> logger)
     {
         _frames = channels.Frames.Reader;
         _points = channels.Points.Reader;
@@ -55,7 +55,7 @@ public sealed partial class InfluxWriterService : BackgroundService
         _options = options.Value;
         _quarantine = quarantine;
         _metrics = metrics;
-        _health = health;
+        _influx = influx;
         _logger = logger;
     }
 
@@ -201,7 +201,7 @@ public sealed partial class InfluxWriterService : BackgroundService
             {
                 case WriteOutcome.Accepted:
                     _metrics.BatchWritten(part.Count, Stopwatch.GetElapsedTime(started));
-                    MarkInflux(true, "writes accepted");
+                    WriteAnswered("writes accepted");
                     delay = TimeSpan.FromMilliseconds(_options.RetryMinMs);
                     break;
                 case WriteOutcome.TooLarge when part.Count > 1:
@@ -226,21 +226,23 @@ public sealed partial class InfluxWriterService : BackgroundService
                         Payload = System.Text.Encoding.UTF8.GetString(_buffer.WrittenSpan).TrimEnd('\n'),
                         PayloadBytes = _buffer.WrittenCount,
                     });
-                    MarkInflux(true, "reachable");
+                    WriteAnswered("reachable");
                     break;
                 case WriteOutcome.Unauthorised:
                 case WriteOutcome.Retry:
                     _metrics.WriteFailed();
+                    var failure = result.StatusCode == 0 ? result.Message : $"HTTP {result.StatusCode}: {result.Message}";
+                    _writeFailing = true;
                     if (result.Outcome == WriteOutcome.Unauthorised)
                     {
-                        _health.InfluxUnauthorised = true;
                         LogUnauthorised(result.StatusCode, _client.WriteEndpoint, result.Message);
+                        if (_influx.Unauthorised(failure)) LogInfluxState("unreachable", failure);
                     }
                     else
                     {
                         LogWriteRetry(result.StatusCode, result.Message, part.Count);
+                        if (_influx.Unreachable(failure)) LogInfluxState("unreachable", failure);
                     }
-                    MarkInflux(false, result.StatusCode == 0 ? result.Message : $"HTTP {result.StatusCode}: {result.Message}");
                     if (stoppingToken.IsCancellationRequested)
                     {
                         LogGaveUp(part.Count + pending.Sum(s => s.Count));
@@ -263,13 +265,11 @@ public sealed partial class InfluxWriterService : BackgroundService
 
     private volatile bool _writeFailing;
 
-    private void MarkInflux(bool reachable, string detail)
+    /// <summary>A write InfluxDB answered on its merits (accepted or rejected points).</summary>
+    private void WriteAnswered(string detail)
     {
-        _writeFailing = !reachable;
-        if (reachable) _health.InfluxUnauthorised = false;
-        if (_health.InfluxReachable != reachable) LogInfluxState(reachable ? "reachable" : "unreachable", detail);
-        _health.InfluxReachable = reachable;
-        _health.InfluxDetail = detail;
+        _writeFailing = false;
+        if (_influx.Reachable(detail)) LogInfluxState("reachable", detail);
     }
 
     private async Task PingLoopAsync(CancellationToken ct)
@@ -281,15 +281,11 @@ public sealed partial class InfluxWriterService : BackgroundService
             // A ping proves reachability only; while writes fail, the write result decides.
             if (!ok)
             {
-                if (_health.InfluxReachable || _health.InfluxDetail.StartsWith("not checked")) LogInfluxState("unreachable", detail);
-                _health.InfluxReachable = false;
-                _health.InfluxDetail = detail;
+                if (_influx.Unreachable(detail)) LogInfluxState("unreachable", detail);
             }
-            else if (!_writeFailing && !_health.InfluxReachable)
+            else if (!_writeFailing && !_influx.IsReachable)
             {
-                LogInfluxState("reachable", "ping " + detail);
-                _health.InfluxReachable = true;
-                _health.InfluxDetail = "ping " + detail;
+                if (_influx.Reachable("ping " + detail)) LogInfluxState("reachable", "ping " + detail);
             }
             try { await Task.Delay(TimeSpan.FromSeconds(2), ct); } catch (OperationCanceledException) { break; }
         }

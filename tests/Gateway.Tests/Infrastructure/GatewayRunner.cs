@@ -64,7 +64,7 @@ public sealed class GatewayRunner : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public GatewayHealth Health => _app.Services.GetRequiredService<GatewayHealth>();
+    public HealthView Health => new(_app.Services.GetRequiredService<CityGateway.Sources.Mqtt.BrokerState>(), _app.Services.GetRequiredService<CityGateway.Storage.Influx.InfluxState>());
 
     public GatewayMetrics Metrics => _app.Services.GetRequiredService<GatewayMetrics>();
 

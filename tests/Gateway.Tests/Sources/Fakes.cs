@@ -21,6 +21,11 @@ internal sealed class FakeMqttConnection : IMqttConnection
     /// <summary>Answers to the next connects, in order; once empty, every connect is accepted.</summary>
     public ConcurrentQueue<MqttConnectResult> ConnectResults { get; } = new();
 
+    /// <summary>Callback faults the fake client reports, set by a test.</summary>
+    public long CallbackFaults { get; set; }
+
+    public string? LastCallbackFault { get; set; }
+
     /// <summary>How the broker answers each filter; granted at the QoS asked for unless changed.</summary>
     public Func<MqttSubscription, MqttSubscribeResult> Answer { get; set; } = s => MqttSubscribeResult.Grant(s.Filter, s.Qos);
 

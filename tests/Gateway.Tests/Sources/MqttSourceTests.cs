@@ -7,7 +7,7 @@ using CityGateway.Quarantine;
 using CityGateway.Routing;
 using CityGateway.Sources.Mqtt;
 using CityGateway.Tests.Infrastructure;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace CityGateway.Tests.Sources;
@@ -24,9 +24,11 @@ public sealed class MqttSourceTests
         public FakeMqttConnection Client { get; } = new();
         public TestFrameLog Log { get; } = new();
         public ManualTimeProvider Time { get; } = new();
-        public GatewayHealth Health { get; } = new();
+        public BrokerState Broker { get; } = new();
+        public HealthView Health { get; }
         public GatewayMetrics Metrics { get; } = TestMetrics.New();
         public MqttSource Source { get; }
+        public ListLogger<MqttSource> Logger { get; } = new();
 
         public Rig(MqttConnectionOptions? options = null, params TopicRoute[] routes)
         {
@@ -34,9 +36,10 @@ public sealed class MqttSourceTests
             options.ReconnectMinSeconds = 1;
             options.ReconnectMaxSeconds = 8;
             routes = routes.Length > 0 ? routes : [Route("city/json/#"), Route("city/senml/#", 0), Route("v3/+/devices/+/up")];
+            Health = new HealthView(Broker, new CityGateway.Storage.Influx.InfluxState());
             Source = new MqttSource(Options.Create(options), new RouteTable(routes, new DecoderCatalog()), Log, Client,
-                Options.Create(new PipelineOptions()), Options.Create(new QuarantineOptions()), Metrics, Health,
-                new GatewayClock(Time), NullLogger<MqttSource>.Instance, Time);
+                Options.Create(new PipelineOptions()), Options.Create(new QuarantineOptions()), Metrics, Broker,
+                new GatewayClock(Time), Logger, Time);
         }
 
         public Task StartAsync() => Source.StartAsync(CancellationToken.None);
@@ -260,5 +263,28 @@ public sealed class MqttSourceTests
         await rig.DisposeAsync();
         Assert.Equal(shared.Select(s => s.Filter), Assert.Single(rig.Client.Unsubscribes));
         Assert.Equal("stopped", rig.Health.BrokerDetail);
+    }
+
+    [Fact]
+    public async Task Faults_the_client_caught_in_its_callbacks_are_logged_once_each_as_the_count_grows()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+
+        rig.Client.LastCallbackFault = "message callback: IOException: disk gone";
+        rig.Client.CallbackFaults = 2;
+        rig.Client.Deliver("city/json/env-0001", Payload);
+        rig.Client.Deliver("city/json/env-0001", Payload);
+        var first = Assert.Single(rig.Logger.Entries, e => e.EventId == 1023);
+        Assert.Equal(LogLevel.Warning, first.Level);
+        Assert.Contains("caught 2 exceptions in its callbacks (2 since start)", first.Message);
+        Assert.EndsWith("last: message callback: IOException: disk gone", first.Message);
+
+        // The source's loop looks too, after a loss.
+        rig.Client.CallbackFaults = 3;
+        rig.Client.Lose(BrokerGone);
+        await rig.UntilAsync(() => rig.Logger.Entries.Count(e => e.EventId == 1023) == 2, () => "second fault report missing");
+        Assert.Contains("caught 1 exceptions in its callbacks (3 since start)", rig.Logger.Entries.Last(e => e.EventId == 1023).Message);
     }
 }
