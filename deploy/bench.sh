@@ -17,6 +17,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source deploy/lib/common.sh
 ensure_test_dependencies
+# The end-to-end benchmark's case (a) subscribes with mosquitto_sub.
+if [ "${1:-}" = e2e ]; then ensure_packages mosquitto-clients; fi
 [ $# -ge 1 ] || { echo "usage: $0 pipeline|serial|e2e|latency|memory [options]" >&2; exit 2; }
 dotnet build tests/Gateway.Benchmarks -c Release --nologo -v quiet >/dev/null
 exec dotnet tests/Gateway.Benchmarks/bin/Release/net10.0/Gateway.Benchmarks.dll "$@"

@@ -41,7 +41,7 @@ public sealed partial class ReleaseJob(
                 await RunOnceAsync(DateTimeOffset.UtcNow, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { break; }
-            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException)
+            catch (Exception e) when (e is HttpRequestException or InfluxQueryException or ReleaseConflictException or TaskCanceledException)
             {
                 LogRunFailed(e.Message);
             }

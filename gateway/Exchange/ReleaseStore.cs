@@ -73,7 +73,7 @@ public sealed class ReleaseStore
     {
         lock (_lock)
         {
-            if (HasWindow(partner, windowStart)) throw new InvalidOperationException($"window {windowStart:O} for {partner} is already released");
+            if (HasWindow(partner, windowStart)) throw new ReleaseConflictException($"window {windowStart:O} for {partner} is already released");
             var dir = Directory.CreateDirectory(Path.Combine(_root, partner)).FullName;
             var path = Path.Combine(dir, $"{sequence:D10}_{windowStart.ToUnixTimeSeconds()}.json");
             using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
@@ -108,3 +108,6 @@ public sealed class ReleaseStore
 
     public static JsonObject? Payload(StoredRelease r) => JsonNode.Parse(r.Envelope)?["payload"] as JsonObject;
 }
+
+/// <summary>A release for this window or sequence exists already: releases are immutable.</summary>
+public sealed class ReleaseConflictException(string message) : Exception(message);

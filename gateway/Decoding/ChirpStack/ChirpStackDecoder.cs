@@ -61,6 +61,7 @@ public sealed class ChirpStackDecoder : IPayloadDecoder
             }
             JsonValues.ExpectEnd(ref reader);
         }
+        // Utf8JsonReader throws InvalidOperationException when a value is read as the wrong token type.
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return Fail(readings, start, QuarantineReasons.MalformedPayload, e.Message);

@@ -58,6 +58,7 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
             readings.RemoveRange(start, readings.Count - start);
             return new DecodeError(QuarantineReasons.MalformedPayload, e.Message);
         }
+        // Utf8JsonReader throws InvalidOperationException when a value is read as the wrong token type.
         catch (InvalidOperationException e)
         {
             readings.RemoveRange(start, readings.Count - start);

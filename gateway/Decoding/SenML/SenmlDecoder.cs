@@ -141,6 +141,7 @@ public sealed class SenmlDecoder : IPayloadDecoder
             JsonValues.ExpectEnd(ref reader);
             return null;
         }
+        // Utf8JsonReader throws InvalidOperationException when a value is read as the wrong token type.
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return Fail(readings, start, e.Message);

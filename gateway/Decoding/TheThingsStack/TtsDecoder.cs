@@ -76,6 +76,7 @@ public sealed class TtsDecoder : IPayloadDecoder
         {
             return Fail(readings, start, QuarantineReasons.BadTimestamp, e.Message);
         }
+        // Utf8JsonReader throws InvalidOperationException when a value is read as the wrong token type.
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return Fail(readings, start, QuarantineReasons.MalformedPayload, e.Message);

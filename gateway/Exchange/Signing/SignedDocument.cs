@@ -85,6 +85,7 @@ public static class SignedDocument
 
         byte[] canonical;
         try { canonical = CanonicalJson.Serialize(payload); }
+        // JsonNode's accessors throw InvalidOperationException for a value of an unexpected kind.
         catch (Exception e) when (e is ArgumentException or JsonException or InvalidOperationException)
         {
             return "the payload has no canonical form: " + e.Message;

@@ -155,7 +155,7 @@ public sealed class InfluxClient : IDisposable
         var doc = JsonDocument.Parse(body);
         foreach (var result in doc.RootElement.GetProperty("results").EnumerateArray())
             if (result.TryGetProperty("error", out var err))
-                throw new InvalidOperationException($"InfluxQL error: {err.GetString()}");
+                throw new InfluxQueryException(err.GetString() ?? "(no message)");
         return doc;
     }
 
@@ -191,3 +191,6 @@ public sealed class InfluxClient : IDisposable
 
     public void Dispose() => _http.Dispose();
 }
+
+/// <summary>InfluxDB answered a query with an error of its own (a bad statement, a missing database).</summary>
+public sealed class InfluxQueryException(string message) : Exception("InfluxQL error: " + message);
