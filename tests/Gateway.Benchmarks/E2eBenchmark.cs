@@ -520,7 +520,7 @@ internal static class E2eBenchmark
         double ratio = value / reference;
         if (!double.IsFinite(ratio)) return $"  {what,-36} n/a (a case is missing or failed)";
         return string.Create(CultureInfo.InvariantCulture,
-            $"  {what,-36} {ratio,6:F2}  (target <= {limit:0.#}) {(ratio <= limit ? "PASS" : "MISS")}   {detail}");
+            $"  {what,-36} {ratio,6:F2}  (target <= {limit:0.##}) {(ratio <= limit ? "PASS" : "MISS")}   {detail}");
     }
 
     private static string Info(string what, double value, double reference, string detail)
@@ -535,6 +535,6 @@ internal static class E2eBenchmark
         double ratio = value / reference;
         if (!double.IsFinite(ratio)) return $"  {what,-36} n/a (a case is missing or failed)";
         return string.Create(CultureInfo.InvariantCulture,
-            $"  {what,-36} {ratio,6:F2}  (target >= {target:0.#}) {(ratio >= target ? "PASS" : "MISS")}   {detail}");
+            $"  {what,-36} {ratio,6:F2}  (target >= {target:0.##}) {(ratio >= target ? "PASS" : "MISS")}   {detail}");
     }
 }
