@@ -17,6 +17,9 @@ public sealed class PartnerKeyEntry
 
 public enum KeyCheck { Valid, Missing, Unknown, Revoked }
 
+/// <summary>The partner key file cannot be read as a list of key entries.</summary>
+public sealed class PartnerKeyFileException(string message, Exception? inner = null) : Exception(message, inner);
+
 /// <summary>
 /// Partner API keys: issued per partner, stored as SHA-256 hashes (the keys are 256 random bits,
 /// so a plain hash is enough), compared in constant time, revocable. A key reads
@@ -110,7 +113,7 @@ public sealed class PartnerKeyStore
         }
         catch (JsonException e)
         {
-            throw new InvalidOperationException($"the partner key file '{_path}' is not valid JSON: {e.Message}");
+            throw new PartnerKeyFileException($"the partner key file '{_path}' is not valid JSON: {e.Message}", e);
         }
     }
 

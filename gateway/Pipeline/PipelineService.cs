@@ -53,6 +53,7 @@ public sealed partial class PipelineService : BackgroundService
         await Task.Yield();
         var readings = new List<Reading>(32);
         var points = new List<Point>(8);
+        var rejections = new List<Rejection>(8);
         // The sources stop before this service (DataPath): at shutdown, close the log and finish
         // what is in it, so the writer can store it within the shutdown deadline.
         using var onStop = stoppingToken.Register(_log.Complete);
@@ -67,7 +68,7 @@ public sealed partial class PipelineService : BackgroundService
                 // thread for every one of them. A wake-up costs more than handling a frame.
                 if (waited) await Task.Delay(ReadCoalesce, CancellationToken.None);
                 var (sequence, frame) = logged;
-                Handle(frame, readings, points);
+                Handle(frame, readings, points, rejections);
                 // Every frame goes to the writer, with or without points: the journal commits in order.
                 var queued = _writer.AddFrameAsync(sequence, points);
                 _normaliser.Recycle(points);
@@ -83,9 +84,9 @@ public sealed partial class PipelineService : BackgroundService
     /// <summary>
     /// One frame from the journal to points: checked for age, routed, decoded and normalised,
     /// replacing the contents of <paramref name="points"/>; what is refused is quarantined. The
-    /// readings list is scratch space reused between frames.
+    /// readings and rejections lists are scratch space reused between frames.
     /// </summary>
-    internal void Handle(RawFrame frame, List<Reading> readings, List<Point> points)
+    internal void Handle(RawFrame frame, List<Reading> readings, List<Point> points, List<Rejection> rejections)
     {
         readings.Clear();
         points.Clear();
@@ -96,7 +97,7 @@ public sealed partial class PipelineService : BackgroundService
                     $"received {UnixTime.FromNs(frame.ReceivedAtNs):O}, not stored within Gateway:Journal:MaxAge; replay it from the quarantine",
                     frame);
             else
-                Process(frame, readings, points);
+                Process(frame, readings, points, rejections);
         }
         catch (Exception e)
         {
@@ -106,7 +107,7 @@ public sealed partial class PipelineService : BackgroundService
         }
     }
 
-    internal void Process(RawFrame frame, List<Reading> readings, List<Point> points)
+    internal void Process(RawFrame frame, List<Reading> readings, List<Point> points, List<Rejection> rejections)
     {
         if (frame.OriginalLength > _options.MaxPayloadBytes)
         {
@@ -135,14 +136,10 @@ public sealed partial class PipelineService : BackgroundService
         _metrics.FrameDecoded();
         // A frame with no readings at all (a heartbeat, an empty codec output) is counted, not quarantined.
         if (readings.Count == 0) _metrics.EmptyFrame();
-        var rejections = t_rejections ??= new List<Rejection>(8);
         rejections.Clear();
         _normaliser.Normalise(frame, readings, points, rejections);
         foreach (var r in rejections) _quarantine.Add(r.Reason, r.Detail, frame, route.ToString(), r.Device, r.Field);
     }
-
-    /// <summary>The normaliser's rejections for the frame in hand, reused frame after frame on each thread.</summary>
-    [ThreadStatic] private static List<Rejection>? t_rejections;
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Error, Message = "Unexpected error processing a frame from {Topic}; the frame is quarantined")]
     private partial void LogProcessingError(Exception e, string topic);

@@ -26,6 +26,7 @@ internal sealed class InProcessPipeline : IDisposable
     private readonly Normaliser _normaliser;
     private readonly List<Reading> _readings = new(32);
     private readonly List<Point> _points = new(8);
+    private readonly List<Rejection> _rejections = new(8);
     // The gateway's counters come from a meter factory, as in the host.
     private readonly ServiceProvider _meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
 
@@ -52,7 +53,7 @@ internal sealed class InProcessPipeline : IDisposable
     public void Handle(RawFrame frame, List<EncodedPoint> lines)
     {
         lines.Clear();
-        _pipeline.Handle(frame, _readings, _points);
+        _pipeline.Handle(frame, _readings, _points, _rejections);
         foreach (var p in _points) lines.Add(Lines.Append(p));
         _normaliser.Recycle(_points);
     }
