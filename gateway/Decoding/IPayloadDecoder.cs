@@ -40,6 +40,21 @@ public readonly struct DecodeContext
     /// <summary>Device id from the topic template ({device}), if the route has one.</summary>
     public string? TopicDevice =>
         Topics.TryGetLevel(Route.Topic, Topic, "device", out var level) ? Names.Get(level) : null;
+
+    /// <summary>
+    /// Where the route's template names the device ({device}), the topic's device wins: a payload
+    /// that names another device is refused (<see cref="QuarantineReasons.DeviceMismatch"/>), so a
+    /// device allowed by the broker to publish on its own topic only cannot speak for another.
+    /// Null when the payload names no device, the route has no {device} level, the topic's level is
+    /// empty, or both agree.
+    /// </summary>
+    public DecodeError? TopicDeviceConflict(string? payloadDevice, StringComparison comparison = StringComparison.Ordinal)
+    {
+        if (string.IsNullOrEmpty(payloadDevice) || !Topics.TryGetLevel(Route.Topic, Topic, "device", out var level)) return null;
+        if (level.IsEmpty || level.Equals(payloadDevice, comparison)) return null;
+        return new DecodeError(QuarantineReasons.DeviceMismatch,
+            $"the topic names device '{Timestamps.Truncate(level.ToString())}' but the payload names '{Timestamps.Truncate(payloadDevice)}'; a device publishes only for itself (route {Route.Topic})");
+    }
 }
 
 public static class QuarantineReasons
@@ -57,6 +72,7 @@ public static class QuarantineReasons
     public const string NonFinite = "non_finite";
     public const string OutOfBounds = "out_of_bounds";
     public const string ClockSkew = "clock_skew";
+    public const string DeviceMismatch = "device_mismatch";
     public const string BadTimestamp = "bad_timestamp";
     public const string Unsupported = "unsupported_value";
     public const string RejectedByInflux = "rejected_by_influx";

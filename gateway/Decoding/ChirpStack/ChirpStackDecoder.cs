@@ -69,6 +69,9 @@ public sealed class ChirpStackDecoder : IPayloadDecoder
         if (!hasObject)
             return Fail(readings, start, QuarantineReasons.MissingDecodedPayload,
                 "uplink has no decoded 'object' (is a payload codec configured for the device profile?)");
+        // ChirpStack's topic level is the DevEUI (hexadecimal, in either case), whichever id names the device.
+        if (context.TopicDeviceConflict(devEui, StringComparison.OrdinalIgnoreCase) is { } conflict)
+            return Fail(readings, start, conflict.Reason, conflict.Detail);
         var device = context.Route.DeviceIdFrom == "name" ? deviceName : devEui;
         device ??= context.TopicDevice;
         if (string.IsNullOrEmpty(device))

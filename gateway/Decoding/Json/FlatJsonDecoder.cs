@@ -64,6 +64,11 @@ public sealed class FlatJsonDecoder : IPayloadDecoder
             readings.RemoveRange(start, readings.Count - start);
             return new DecodeError(QuarantineReasons.MalformedPayload, e.Message);
         }
+        if (context.TopicDeviceConflict(device) is { } conflict)
+        {
+            readings.RemoveRange(start, readings.Count - start);
+            return conflict;
+        }
         device ??= context.TopicDevice;
         if (string.IsNullOrEmpty(device))
         {

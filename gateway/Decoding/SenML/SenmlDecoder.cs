@@ -98,6 +98,8 @@ public sealed class SenmlDecoder : IPayloadDecoder
                 if (device is null)
                     return Fail(readings, start, QuarantineReasons.MissingDeviceId,
                         $"record {index}: no device id (no base name and no {{device}} in the route's topic template)");
+                if (topicDevice.Length > 0 && context.TopicDeviceConflict(device) is { } conflict)
+                    return Fail(readings, start, conflict.Reason, $"record {index}: {conflict.Detail}");
                 if (field.Length == 0)
                     return Fail(readings, start, $"record {index}: name '{Timestamps.Truncate(bn + rec.N)}' names no field (a device URN needs a unit)");
 

@@ -45,6 +45,11 @@ public sealed class CsvLineDecoder : IPayloadDecoder
             }
             readings.Add(TextValues.Field(columns[i], value));
         }
+        if (context.TopicDeviceConflict(device) is { } conflict)
+        {
+            readings.RemoveRange(start, readings.Count - start);
+            return conflict;
+        }
         device ??= context.TopicDevice;
         if (string.IsNullOrEmpty(device))
         {

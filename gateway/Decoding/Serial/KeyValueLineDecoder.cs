@@ -46,6 +46,11 @@ public sealed class KeyValueLineDecoder : IPayloadDecoder
             readings.Add(TextValues.Field(key, value));
         }
         if (seen.Count == 0) return Fail(readings, start, "empty line");
+        if (context.TopicDeviceConflict(device) is { } conflict)
+        {
+            readings.RemoveRange(start, readings.Count - start);
+            return conflict;
+        }
         device ??= context.TopicDevice;
         if (string.IsNullOrEmpty(device))
         {

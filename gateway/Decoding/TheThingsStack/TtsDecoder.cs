@@ -86,6 +86,9 @@ public sealed class TtsDecoder : IPayloadDecoder
         if (!hasDecoded)
             return Fail(readings, start, QuarantineReasons.MissingDecodedPayload,
                 "uplink has no 'uplink_message.decoded_payload' (is a payload formatter configured?)");
+        // The Things Stack's topic level is the device id, whichever id names the device.
+        if (context.TopicDeviceConflict(deviceId) is { } conflict)
+            return Fail(readings, start, conflict.Reason, conflict.Detail);
         var device = context.Route.DeviceIdFrom == "devEui" ? devEui : deviceId;
         device ??= context.TopicDevice;
         if (string.IsNullOrEmpty(device))

@@ -96,8 +96,21 @@ public class ChirpStackDecoderTests
     [Fact]
     public void Device_is_the_devEui_when_the_route_says_devEui()
     {
-        var readings = Ok(Decoder, Uplink(), Route("devEui"), "application/x/device/ffffffffffffffff/event/up");
+        var readings = Ok(Decoder, Uplink(), Route("devEui"), Topic);
         Assert.All(readings, r => Assert.Equal("0101010101010101", r.DeviceId));
+    }
+
+    [Theory]
+    [InlineData("auto")]
+    [InlineData("name")]
+    public void An_uplink_whose_devEui_is_not_the_topics_is_device_mismatch(string deviceIdFrom)
+    {
+        var error = Fails(Decoder, Uplink(), Route(deviceIdFrom), "application/x/device/ffffffffffffffff/event/up");
+        Assert.Equal(QuarantineReasons.DeviceMismatch, error.Reason);
+        Assert.Contains("ffffffffffffffff", error.Detail);
+        Assert.Contains("0101010101010101", error.Detail);
+        // EUIs are hexadecimal: the case of the digits does not make another device.
+        Assert.NotEmpty(Ok(Decoder, Uplink().Replace("0101010101010101", "0A0B0C0D0E0F0102"), Route(), "application/x/device/0a0b0c0d0e0f0102/event/up"));
     }
 
     [Fact]
@@ -124,16 +137,16 @@ public class ChirpStackDecoderTests
     [Fact]
     public void Missing_or_null_time_leaves_the_reading_without_a_time()
     {
-        var r = Assert.Single(Ok(Decoder, """{"deviceInfo":{"devEui":"01"},"object":{"a":1}}""", Route(), Topic));
+        var r = Assert.Single(Ok(Decoder, """{"deviceInfo":{"devEui":"0101010101010101"},"object":{"a":1}}""", Route(), Topic));
         Assert.Null(r.TimestampNs);
-        r = Assert.Single(Ok(Decoder, """{"time":null,"deviceInfo":{"devEui":"01"},"object":{"a":1}}""", Route(), Topic));
+        r = Assert.Single(Ok(Decoder, """{"time":null,"deviceInfo":{"devEui":"0101010101010101"},"object":{"a":1}}""", Route(), Topic));
         Assert.Null(r.TimestampNs);
     }
 
     [Fact]
     public void Bad_time_is_bad_timestamp()
     {
-        var error = Fails(Decoder, """{"time":"yesterday","deviceInfo":{"devEui":"01"},"object":{"a":1}}""", Route(), Topic);
+        var error = Fails(Decoder, """{"time":"yesterday","deviceInfo":{"devEui":"0101010101010101"},"object":{"a":1}}""", Route(), Topic);
         Assert.Equal(QuarantineReasons.BadTimestamp, error.Reason);
     }
 

@@ -121,9 +121,21 @@ public class FlatJsonDecoderTests
         var readings = Ok(Decoder, """{"ts":1700000000,"intensity":12}""", route, "city/traffic/centre/tc-01");
         Assert.Equal("tc-01", Assert.Single(readings).DeviceId);
 
-        // The payload's own key wins over the topic.
-        readings = Ok(Decoder, """{"device":"tc-02","intensity":12}""", route, "city/traffic/centre/tc-01");
-        Assert.Equal("tc-02", Assert.Single(readings).DeviceId);
+        // The payload may name the device too, if it is the same one.
+        readings = Ok(Decoder, """{"device":"tc-01","intensity":12}""", route, "city/traffic/centre/tc-01");
+        Assert.Equal("tc-01", Assert.Single(readings).DeviceId);
+    }
+
+    [Fact]
+    public void A_payload_naming_another_device_than_the_topic_is_device_mismatch()
+    {
+        var route = Route(topic: "city/{domain}/{district}/{device}");
+        var error = Fails(Decoder, """{"device":"tc-02","intensity":12}""", route, "city/traffic/centre/tc-01");
+        Assert.Equal(QuarantineReasons.DeviceMismatch, error.Reason);
+        Assert.Contains("'tc-01'", error.Detail);
+        Assert.Contains("'tc-02'", error.Detail);
+        // Without {device} in the route's template the payload names the device.
+        Assert.Equal("tc-02", Assert.Single(Ok(Decoder, """{"device":"tc-02","intensity":12}""", Route(), "city/traffic/centre/tc-01")).DeviceId);
     }
 
     [Fact]

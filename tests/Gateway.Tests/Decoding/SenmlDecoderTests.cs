@@ -47,13 +47,19 @@ public class SenmlDecoderTests
     }
 
     [Fact]
-    public void Device_urn_name_wins_over_the_topic_device()
+    public void A_device_urn_name_must_be_the_topic_device()
     {
-        var readings = Ok(Decoder, """[{"n":"urn:dev:ow:10e2073a01080063","u":"Cel","v":23.1}]""", DeviceTopicRoute, "city/environment/north/env-0001");
-
+        var readings = Ok(Decoder, """[{"n":"urn:dev:ow:10e2073a01080063","u":"Cel","v":23.1}]""", DeviceTopicRoute, "city/environment/north/10e2073a01080063");
         var r = Assert.Single(readings);
         Assert.Equal("10e2073a01080063", r.DeviceId);
         Assert.Equal("Cel", r.Field);
+
+        // A device publishing on its own topic cannot speak for another.
+        var error = Fails(Decoder, """[{"n":"urn:dev:ow:10e2073a01080063","u":"Cel","v":23.1}]""", DeviceTopicRoute, "city/environment/north/env-0001");
+        Assert.Equal(QuarantineReasons.DeviceMismatch, error.Reason);
+        error = Fails(Decoder, """[{"bn":"env-0001/","n":"temp","v":1},{"bn":"env-0002/","n":"temp","v":2}]""", DeviceTopicRoute, "city/environment/north/env-0001");
+        Assert.Equal(QuarantineReasons.DeviceMismatch, error.Reason);
+        Assert.StartsWith("record 1:", error.Detail);
     }
 
     [Fact]

@@ -26,7 +26,11 @@ public sealed class MultiPointFrameKillTests(ServicesFixture services, ITestOutp
         var db = ServicesFixture.NewDatabase("straddle");
         // 64 points a batch and 20 a frame: three of every four batches end inside a frame.
         await using var gateway = new GatewayProcess(services.Broker.Url, services.Influx.Url, db, registry, dir.Path,
-            "--Gateway:Influx:BatchSize=64", "--Gateway:Influx:Gzip=false");
+            "--Gateway:Influx:BatchSize=64", "--Gateway:Influx:Gzip=false",
+            // A concentrator's packs speak for many devices: a route whose topic names the
+            // concentrator, not a device.
+            "--Gateway:Routes:4:Filter=city/packs/#", "--Gateway:Routes:4:Format=senml",
+            "--Gateway:Routes:4:Topic=city/packs/{domain}/{gateway}");
         await gateway.StartAsync();
 
         using var pub = await Publisher.ConnectAsync(services.Broker.Url);
@@ -40,7 +44,7 @@ public sealed class MultiPointFrameKillTests(ServicesFixture services, ITestOutp
             while (!stop.IsCancellationRequested)
             {
                 long due = (long)(sw.Elapsed.TotalSeconds * 800);
-                while (published < due) pub.Publish("city/senml/environment/pack", Pack(published++));
+                while (published < due) pub.Publish("city/packs/environment/concentrator-1", Pack(published++));
                 await Task.Delay(5);
             }
         });

@@ -37,6 +37,7 @@ public static class HostileCorpus
     public const string MissingDevice = "missing_device_id";
     public const string MissingDecoded = "missing_decoded_payload";
     public const string UnknownDevice = "unknown_device";
+    public const string DeviceMismatch = "device_mismatch";
     public const string UnknownField = "unknown_field";
     public const string WrongType = "wrong_type";
     public const string NonFinite = "non_finite";
@@ -108,14 +109,23 @@ public static class HostileCorpus
         /// <summary>The first measured field of the template's device type (mapped to a canonical metric).</summary>
         public string Field0 => DeviceTypes.All.First(t => t.Name == T.DeviceType).Fields[0].Name;
 
-        /// <summary>A unique topic of the format's route. JSON and SenML topics name the template's
-        /// (registered) device; LoRaWAN topics name an unregistered one, which only counts when the
-        /// payload names no device.</summary>
+        /// <summary>A unique topic of the format's route, naming the template's (registered) device as
+        /// its payload does: the plain id for JSON and SenML, the id the network server puts in its
+        /// topics (DevEUI, device id) for LoRaWAN.</summary>
         public string Topic => Format switch
         {
             "json" => $"city/json/{T.Domain}/{T.DeviceName}/{Tag}",
             "senml" => $"city/senml/{T.Domain}/{T.DeviceName}/{Tag}",
-            "chirpstack" => $"application/{Tag}/device/{Ghost}/event/up",
+            "chirpstack" => $"application/{Tag}/device/{T.Device}/event/up",
+            _ => $"v3/{Tag}@ttn/devices/{T.Device}/up",
+        };
+
+        /// <summary>A unique topic of the format's route naming a device that is not the template's (nor registered).</summary>
+        public string TopicOfAnotherDevice => Format switch
+        {
+            "json" => $"city/json/{T.Domain}/{Ghost}/{Tag}",
+            "senml" => $"city/senml/{T.Domain}/{Ghost}/{Tag}",
+            "chirpstack" => $"application/{Tag}/device/ffff{Id:x12}/event/up",
             _ => $"v3/{Tag}@ttn/devices/{Ghost}/up",
         };
 
@@ -270,7 +280,8 @@ public static class HostileCorpus
             var key = c.Letters(c.Rng.Next(100_000, 250_001));
             return (One(c, key, "1"), UnknownField);
         });
-        Add("huge_strings", "device_id", All, c =>
+        // The payload names the device (the topic has no device level): the topic cannot contradict it.
+        AddOn("huge_strings", "device_id", All, c =>
         {
             var dev = "x" + c.Letters(c.Rng.Next(100_000, 250_001));
             return c.Format switch
@@ -280,7 +291,7 @@ public static class HostileCorpus
                 "chirpstack" => (Edit(c, o => o["deviceInfo"]!["devEui"] = dev), UnknownDevice),
                 _ => (Edit(c, o => o["end_device_ids"]!["device_id"] = dev), UnknownDevice),
             };
-        });
+        }, c => c.TopicWithoutDevice);
         Add("huge_strings", "topic_device", ["json", "senml"], c =>
         {
             // The device comes from a 5,000-60,000 character topic level.
@@ -430,7 +441,8 @@ public static class HostileCorpus
             return (new JsonObject { [key] = o[key]!.DeepClone() }.ToJsonString(Relaxed), MissingDecoded);
         });
         // Without a device section the device comes from the topic, which names an unregistered one.
-        Add("missing_sections", "no_device_section", Lora, c => (Uplink(c, o => o.Remove(c.Format == "chirpstack" ? "deviceInfo" : "end_device_ids")), UnknownDevice));
+        AddOn("missing_sections", "no_device_section", Lora, c => (Uplink(c, o => o.Remove(c.Format == "chirpstack" ? "deviceInfo" : "end_device_ids")), UnknownDevice),
+            c => c.TopicOfAnotherDevice);
         Add("missing_sections", "device_section_not_object", Lora, c =>
             (Uplink(c, o => o[c.Format == "chirpstack" ? "deviceInfo" : "end_device_ids"] = Raw(0), c.Pick("\"x\"", "[]", "7")), Malformed));
         AddOn("missing_sections", "empty_device_id", All, c => c.Format switch
@@ -481,14 +493,16 @@ public static class HostileCorpus
         Add("wrong_top_level", "trailing_content", All, c => (Ascii(c.T) + c.Pick(" x", Ascii(c.T), ",", "]", "}", " null"), Malformed));
 
         // ---- unknown devices ----
-        Add("unknown_devices", "ghost", All, c => c.Format switch
+        // Published on a topic without a device level: with one, the topic's device would be the
+        // registered one and the payload's another (device_mismatch, below).
+        AddOn("unknown_devices", "ghost", All, c => c.Format switch
         {
             "json" => (Edit(c, o => o["device"] = c.Ghost), UnknownDevice),
             "senml" => (Ascii(c.T).Replace($"urn:dev:city:{c.T.DeviceName}:", $"urn:dev:city:{c.Ghost}:"), UnknownDevice),
             "chirpstack" => (Edit(c, o => o["deviceInfo"]!["devEui"] = $"ffff{c.Id:x12}"), UnknownDevice),
             _ => (Edit(c, o => o["end_device_ids"]!["device_id"] = c.Ghost), UnknownDevice),
-        });
-        Add("unknown_devices", "strange_id", All, c =>
+        }, c => c.TopicWithoutDevice);
+        AddOn("unknown_devices", "strange_id", All, c =>
         {
             var id = c.Pick("ghost \u2603 {0}", "GHOST-{0}", " {0} ", "ghost\t{0}", "../../{0}", "ghost,{0}=\"x\"", "ghost\\{0}") .Replace("{0}", c.Id.ToString(CultureInfo.InvariantCulture));
             return c.Format switch
@@ -498,13 +512,18 @@ public static class HostileCorpus
                 "chirpstack" => (Edit(c, o => o["deviceInfo"]!["devEui"] = id), UnknownDevice),
                 _ => (Edit(c, o => o["end_device_ids"]!["device_id"] = id), UnknownDevice),
             };
-        });
-        Add("unknown_devices", "numeric_id", Objects, c => c.Format switch
+        }, c => c.TopicWithoutDevice);
+        AddOn("unknown_devices", "numeric_id", Objects, c => c.Format switch
         {
             "json" => (Edit(c, o => o["device"] = 9_000_000 + c.Id), UnknownDevice),
             "chirpstack" => (Edit(c, o => o["deviceInfo"]!["devEui"] = 9_000_000 + c.Id), UnknownDevice),
             _ => (Edit(c, o => o["end_device_ids"]!["device_id"] = 9_000_000 + c.Id), UnknownDevice),
-        });
+        }, c => c.TopicWithoutDevice);
+
+        // ---- one device speaking for another ----
+        // A valid message of a registered device on the topic of another: the broker's per-topic
+        // permissions would otherwise mean nothing.
+        AddOn("impersonation", "other_topic", All, c => (c.T.Payload, DeviceMismatch), c => c.TopicOfAnotherDevice);
 
         // ---- bad field values (each payload carries the one bad field only) ----
         Add("bad_values", "metric_as_text", All, c => (One(c, c.Field0, $"\"{c.Pick("high", "12", "", "NaN")}\"", "vs"), WrongType));
