@@ -5,8 +5,9 @@ using Microsoft.Extensions.Options;
 
 namespace CityGateway.Exchange;
 
-/// <summary>The exchange's state, loaded once at start: agreements, signer, keys, releases, ledger, audit log.</summary>
-public sealed class ExchangeContext
+/// <summary>The exchange's state, loaded once at start: agreements, signer, keys, releases, ledger, audit log.
+/// Disposed with the host, which releases the ledger's and the audit log's locks for the next start.</summary>
+public sealed class ExchangeContext : IDisposable
 {
     public ExchangeContext(IOptions<ExchangeOptions> options, TimeProvider? time = null)
     {
@@ -38,4 +39,11 @@ public sealed class ExchangeContext
     public AuditLog Audit { get; }
 
     public Agreement? AgreementFor(string partner) => Agreements.FirstOrDefault(a => a.Partner.Id == partner);
+
+    public void Dispose()
+    {
+        Audit.Dispose();
+        Ledger.Dispose();
+        Signer.Dispose();
+    }
 }
