@@ -33,6 +33,17 @@ public static class RotateKeyCommand
     {
         try
         {
+            // The running gateway holds its audit log's lock; the history is only changed while it is stopped.
+            var auditLock = Path.Combine(data, "audit.jsonl.lock");
+            if (File.Exists(auditLock))
+            {
+                try { using var probe = new FileStream(auditLock, FileMode.Open, FileAccess.ReadWrite, FileShare.None); }
+                catch (IOException)
+                {
+                    error.WriteLine($"a gateway is running on {data} (its audit log is open); stop it first, then rotate the key");
+                    return 1;
+                }
+            }
             using var current = ReleaseSigner.FromPemFile(currentPath);
             using var next = ReleaseSigner.FromPemFile(newPath);
             var history = SigningKeyHistory.Load(data);

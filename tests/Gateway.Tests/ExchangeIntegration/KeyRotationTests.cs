@@ -30,6 +30,10 @@ public sealed class KeyRotationTests(ServicesFixture services, ITestOutputHelper
         await city.FeedAsync();
         int before = await city.ReleaseJob.RunOnceAsync(DateTimeOffset.UtcNow.AddMinutes(-45), default);
         Assert.True(before > 0, "no release before the rotation");
+        // Not while the gateway runs.
+        var running = new StringWriter();
+        Assert.Equal(1, ExchangeCommands.Run(["rotate-key", "--current", oldKey, "--new", newKey, "--data", city.DataPath], TextWriter.Null, running));
+        Assert.Contains("stop it first", running.ToString());
         await city.StopAsync();
 
         // The rotation, and its usage errors.
@@ -44,6 +48,10 @@ public sealed class KeyRotationTests(ServicesFixture services, ITestOutputHelper
         stdout = new StringWriter();
         Assert.Equal(0, ExchangeCommands.Run(["rotate-key", "--current", oldKey, "--new", newKey, "--data", city.DataPath], stdout, stderr = new StringWriter()));
         output.WriteLine(stdout.ToString());
+        // The history holds public keys only.
+        var historyText = File.ReadAllText(Path.Combine(city.DataPath, SigningKeyHistory.FileName));
+        Assert.DoesNotContain("PRIVATE KEY", historyText);
+        Assert.Contains(newSigner.PublicKeyPem.Split('\n')[1], historyText);
         // A key is never used twice: going back to the old key is refused.
         Assert.Equal(1, ExchangeCommands.Run(["rotate-key", "--current", newKey, "--new", oldKey, "--data", city.DataPath], TextWriter.Null, stderr = new StringWriter()));
         Assert.Contains("never used again", stderr.ToString());
