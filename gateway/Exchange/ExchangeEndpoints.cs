@@ -32,7 +32,7 @@ public static partial class ExchangeEndpoints
     /// </summary>
     public static void AddExchangeRateLimiting(IServiceCollection services, ExchangeOptions options)
     {
-        services.AddSingleton(new PartnerApiLimits(options));
+        services.AddSingleton(_ => new PartnerApiLimits(options));
     }
 
     public static void Map(WebApplication app)
