@@ -58,11 +58,7 @@ public static class GatewayApp
         HealthEndpoints.Map(app);
         Telemetry.Map(app);
         QuarantineEndpoints.Map(app);
-        if (exchange.SharesHere)
-        {
-            app.UseRateLimiter();
-            ExchangeEndpoints.Map(app);
-        }
+        if (exchange.SharesHere) ExchangeEndpoints.Map(app);
         return app;
     }
 

@@ -5,19 +5,19 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using System.Threading.RateLimiting;
+using CityGateway.Core;
 using CityGateway.Exchange.Signing;
-using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 
 namespace CityGateway.Exchange;
 
 /// <summary>
 /// The partner API: each partner's key reads that partner's releases only. Errors are
-/// application/problem+json; every request is rate-limited per key; every pull is audited.
+/// application/problem+json; failed authentications are throttled per client address, requests
+/// per verified partner; every pull is audited.
 /// </summary>
 public static partial class ExchangeEndpoints
 {
-    public const string RateLimitPolicy = "partner";
     public const int MaxLimit = 500;
     private const string PartnerItem = "exchange.partner";
     private const string KeyItem = "exchange.key";
@@ -25,40 +25,22 @@ public static partial class ExchangeEndpoints
     [GeneratedRegex("^s[0-9]{1,18}$")]
     private static partial Regex CursorPattern();
 
+    /// <summary>
+    /// The partner API's two limits: failed authentications per client address (checked before the
+    /// key, so guessing keys is slow) and requests per verified partner (counted after the key, so
+    /// nobody but the partner can use up its budget).
+    /// </summary>
     public static void AddExchangeRateLimiting(IServiceCollection services, ExchangeOptions options)
     {
-        services.AddRateLimiter(o =>
-        {
-            o.AddPolicy(RateLimitPolicy, http =>
-            {
-                // Partitioned by the key's id (not the secret): one budget per key; unauthenticated
-                // callers share a partition per address.
-                var key = PresentedKey(http);
-                var parts = key?.Split('.');
-                var partition = parts is { Length: 3 } ? "key:" + parts[1] : "ip:" + http.Connection.RemoteIpAddress;
-                return RateLimitPartition.GetFixedWindowLimiter(partition, _ => new FixedWindowRateLimiterOptions
-                {
-                    PermitLimit = Math.Max(1, options.RequestsPerMinute),
-                    Window = TimeSpan.FromMinutes(1),
-                    QueueLimit = 0,
-                });
-            });
-            o.OnRejected = async (context, ct) =>
-            {
-                var retry = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var ra) ? ra : TimeSpan.FromSeconds(60);
-                context.HttpContext.Response.Headers.RetryAfter = ((int)Math.Ceiling(retry.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                await Results.Problem(statusCode: 429, title: "Too many requests",
-                    detail: $"At most {options.RequestsPerMinute} requests a minute per key; retry after {Math.Ceiling(retry.TotalSeconds)} s.")
-                    .ExecuteAsync(context.HttpContext);
-            };
-        });
+        services.AddSingleton(_ => new PartnerApiLimits(options));
     }
 
     public static void Map(WebApplication app)
     {
-        app.MapGet("/.well-known/city-exchange", (ExchangeContext x, IOptions<ExchangeOptions> o, HttpContext http) =>
+        app.MapGet("/.well-known/city-exchange", (ExchangeContext x, IOptions<ExchangeOptions> o) =>
         {
-            var baseUrl = o.Value.PublicBaseUrl ?? $"{http.Request.Scheme}://{http.Request.Host}";
+            // Never from the request's Host header, which the client chooses: the validator makes the setting required.
+            var baseUrl = o.Value.PublicBaseUrl!.TrimEnd('/');
             return Results.Json(new
             {
                 cityId = x.CityId,
@@ -66,13 +48,21 @@ public static partial class ExchangeEndpoints
                 algorithm = "ES256",
                 keyId = x.Signer.KeyId,
                 publicKey = x.Signer.PublicKeyPem,
-                apiBase = baseUrl.TrimEnd('/') + "/api/exchange/v1",
-                openapi = baseUrl.TrimEnd('/') + "/api/exchange/v1/openapi.json",
+                keys = new JsonArray(x.KeyHistory.Keys.Select(k => (JsonNode)new JsonObject
+                {
+                    ["keyId"] = k.KeyId,
+                    ["publicKey"] = k.PublicKey,
+                    ["validFrom"] = SigningKeyHistory.Iso(k.ValidFrom),
+                    ["validUntil"] = k.ValidUntil is { } until ? SigningKeyHistory.Iso(until) : null,
+                }).ToArray()),
+                rollovers = new JsonArray(x.KeyHistory.Rollovers.Select(r => (JsonNode)r.DeepClone()).ToArray()),
+                apiBase = baseUrl + "/api/exchange/v1",
+                openapi = baseUrl + "/api/exchange/v1/openapi.json",
             });
         });
         app.MapGet("/api/exchange/v1/openapi.json", () => Results.Text(OpenApiDocument.Json, "application/json"));
 
-        var api = app.MapGroup("/api/exchange/v1").RequireRateLimiting(RateLimitPolicy).AddEndpointFilter(RequirePartnerKey);
+        var api = app.MapGroup("/api/exchange/v1").AddEndpointFilter(RequirePartnerKey);
         api.MapGet("/feed", Feed);
         api.MapGet("/agreement", AgreementTerms);
     }
@@ -84,14 +74,28 @@ public static partial class ExchangeEndpoints
         return http.Request.Headers.TryGetValue("X-Api-Key", out var k) ? k.ToString() : null;
     }
 
+    /// <summary>
+    /// In order: an address that has failed too often is refused (429) without the key being checked;
+    /// the key is checked (a failure counts against the address); the verified partner's request
+    /// budget is charged (429 beyond it); the partner's agreement must exist and be in force (403).
+    /// The partner API's endpoints are GETs with no body, so nothing is read before this.
+    /// </summary>
     private static async ValueTask<object?> RequirePartnerKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
         if (http.Request.Path.Value?.EndsWith("/openapi.json", StringComparison.Ordinal) == true) return await next(context);
         var x = http.RequestServices.GetRequiredService<ExchangeContext>();
+        var limits = http.RequestServices.GetRequiredService<PartnerApiLimits>();
+        var address = http.Connection.RemoteIpAddress;
+        if (limits.AuthFailures.Throttled(address) is { } wait)
+            return TooMany(http, wait, "Too many failed authentications",
+                $"More than {limits.AuthFailures.PerMinute} failed authentications a minute from this address; the key is not checked until the minute is over.");
         var check = x.Keys.Check(PresentedKey(http), out var entry);
         if (check != KeyCheck.Valid)
         {
+            limits.AuthFailures.Failed(address);
+            // Logged once per address and minute: when this failure used up its allowance.
+            if (limits.AuthFailures.Throttled(address) is not null) PartnerApiLog.AuthThrottled(Log(http), AuthFailureThrottle.PartitionOf(address), limits.AuthFailures.PerMinute);
             http.Response.Headers.WWWAuthenticate = "Bearer realm=\"city-exchange\"";
             return Results.Problem(statusCode: 401, title: check switch
             {
@@ -100,13 +104,38 @@ public static partial class ExchangeEndpoints
                 _ => "API key not recognised",
             }, detail: "Send your city's key as 'Authorization: Bearer <key>'.");
         }
-        var agreement = x.AgreementFor(entry!.Partner);
+        using (var lease = limits.PerPartner.AttemptAcquire(entry!.Partner))
+        {
+            if (!lease.IsAcquired)
+            {
+                var retry = lease.TryGetMetadata(MetadataName.RetryAfter, out var ra) ? ra : TimeSpan.FromMinutes(1);
+                return TooMany(http, retry, "Too many requests",
+                    $"At most {limits.RequestsPerMinute} requests a minute per partner; retry after {Math.Ceiling(retry.TotalSeconds)} s.");
+            }
+        }
+        var agreement = x.AgreementFor(entry.Partner);
         if (agreement is null)
             return Results.Problem(statusCode: 403, title: "No agreement", detail: "This key's partner has no data-sharing agreement.");
+        var now = http.RequestServices.GetService<TimeProvider>()?.GetUtcNow() ?? DateTimeOffset.UtcNow;
+        if (!agreement.ValidAt(now))
+        {
+            bool early = now < agreement.ValidFrom;
+            return Results.Problem(statusCode: 403, title: early ? "Agreement not yet valid" : "Agreement expired",
+                detail: $"The data-sharing agreement is valid from {SigningKeyHistory.Iso(agreement.ValidFrom)} until {SigningKeyHistory.Iso(agreement.ValidUntil)}; " +
+                        (early ? "not yet valid." : "expired."));
+        }
         http.Items[PartnerItem] = agreement;
         http.Items[KeyItem] = entry;
         return await next(context);
     }
+
+    private static IResult TooMany(HttpContext http, TimeSpan retry, string title, string detail)
+    {
+        http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retry.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        return Results.Problem(statusCode: 429, title: title, detail: detail);
+    }
+
+    private static ILogger Log(HttpContext http) => http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("CityGateway.Exchange.PartnerApi");
 
     private static IResult Feed(HttpContext http, ExchangeContext x, string? since, int? limit, string? partner)
     {
@@ -134,10 +163,13 @@ public static partial class ExchangeEndpoints
             string? error = null;
             try { envelope = JsonNode.Parse(r.Envelope) as JsonObject; }
             catch (JsonException e) { envelope = null; error = e.Message; }
-            if (envelope is null || !SignedDocument.VerifyEnvelope(envelope, x.Signer.PublicKeyPem, out error))
+            // Each release is checked against the key its signature names, from the city's key
+            // history: releases signed before a key rotation are served and verify with the old key.
+            var publicKey = envelope?["signature"]?["keyId"] is JsonValue id && id.TryGetValue<string>(out var keyId) ? x.KeyHistory.PublicKeyOf(keyId) : null;
+            if (envelope is not null && publicKey is null) error = "signed with a key that is not in the city's key history";
+            if (envelope is null || publicKey is null || !SignedDocument.VerifyEnvelope(envelope, publicKey, out error))
             {
-                http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("CityGateway.Exchange")
-                    .LogError("Release {Path} failed its integrity check ({Error}); it is not served", r.Path, error ?? "unreadable");
+                PartnerApiLog.ReleaseFailedIntegrity(Log(http), r.Path, error ?? "unreadable");
                 return Results.Problem(statusCode: 503, title: "Release unavailable",
                     detail: $"Release #{r.Sequence} failed its integrity check; the city's operators have been alerted.");
             }
@@ -229,4 +261,42 @@ public static partial class ExchangeEndpoints
     }
 
     private static string PrivacyPeriod(DateTimeOffset t) => Privacy.PrivacyBudgetLedger.PeriodOf(t);
+}
+
+/// <summary>The partner API's limiters, one set per gateway.</summary>
+public sealed class PartnerApiLimits : IDisposable
+{
+    public PartnerApiLimits(ExchangeOptions options)
+    {
+        RequestsPerMinute = Math.Max(1, options.RequestsPerMinute);
+        AuthFailures = new AuthFailureThrottle(Math.Max(1, options.AuthFailuresPerMinute));
+        // Partitioned by verified partner id: partitions are bounded by the partners holding a valid key.
+        PerPartner = PartitionedRateLimiter.Create<string, string>(partner => RateLimitPartition.GetFixedWindowLimiter(partner, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = RequestsPerMinute,
+            Window = TimeSpan.FromMinutes(1),
+            QueueLimit = 0,
+        }));
+    }
+
+    public int RequestsPerMinute { get; }
+    public AuthFailureThrottle AuthFailures { get; }
+    public PartitionedRateLimiter<string> PerPartner { get; }
+
+    public void Dispose()
+    {
+        AuthFailures.Dispose();
+        PerPartner.Dispose();
+    }
+}
+
+internal static partial class PartnerApiLog
+{
+    [LoggerMessage(EventId = 8140, EventName = "PartnerAuthThrottled", Level = LogLevel.Warning,
+        Message = "Partner API: {Address} failed to authenticate {Failures} times within a minute; its requests get 429 until the minute is over")]
+    public static partial void AuthThrottled(ILogger logger, string address, int failures);
+
+    [LoggerMessage(EventId = 8141, EventName = "ReleaseFailedIntegrity", Level = LogLevel.Error,
+        Message = "Release {Path} failed its integrity check ({Error}); it is not served")]
+    public static partial void ReleaseFailedIntegrity(ILogger logger, string path, string error);
 }

@@ -19,7 +19,9 @@ public sealed class ExchangeOptions
     /// <summary>The city's signing key (Gateway:Exchange:Signing:KeyFile, or KeyPem from the environment).</summary>
     public Signing.ExchangeSigningOptions Signing { get; set; } = new();
 
-    /// <summary>Public base URL of the partner API, published at /.well-known/city-exchange.</summary>
+    /// <summary>Public base URL of the partner API (absolute http(s)), published at
+    /// /.well-known/city-exchange. Required where the exchange is shared: it is never taken from the
+    /// request's Host header, which the client chooses.</summary>
     public string? PublicBaseUrl { get; set; }
 
     /// <summary>
@@ -42,8 +44,12 @@ public sealed class ExchangeOptions
     /// <summary>How far back the release job looks for unreleased windows.</summary>
     public TimeSpan Backfill { get; set; } = TimeSpan.FromDays(1);
 
-    /// <summary>Partner API requests per key per minute.</summary>
+    /// <summary>Partner API requests per verified partner per minute (all of a partner's keys together).</summary>
     public int RequestsPerMinute { get; set; } = 60;
+
+    /// <summary>Failed partner API authentications per client address per minute; beyond it the
+    /// address gets 429 without its key being checked, until the minute is over.</summary>
+    public int AuthFailuresPerMinute { get; set; } = 10;
 
     /// <summary>Partner cities whose feeds this gateway pulls.</summary>
     public List<PartnerFeedOptions> Partners { get; set; } = [];

@@ -45,11 +45,24 @@ internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Ex
             try
             {
                 using var signer = CityGateway.Exchange.Signing.ReleaseSigner.Load(o.Signing);
+                // With a key history, the configured key must be its newest: a retired key would sign
+                // releases partners no longer accept, an unknown one releases they cannot tie to the city.
+                if (CityGateway.Exchange.Signing.SigningKeyHistory.CheckConfigured(o.DataPath, signer, o.Signing) is { } wrongKey) errors.Add(wrongKey);
             }
             catch (CityGateway.Exchange.Signing.SigningKeyException e)
             {
                 errors.Add($"{CityGateway.Exchange.Signing.ExchangeSigningOptions.Section}: {e.Message} Create a key with 'Gateway exchange keygen --out city-key.pem'.");
             }
+            catch (CityGateway.Exchange.Signing.SigningKeyHistoryException e)
+            {
+                errors.Add($"Gateway:Exchange:DataPath: {e.Message}");
+            }
+            if (string.IsNullOrWhiteSpace(o.PublicBaseUrl))
+                errors.Add("Gateway:Exchange:PublicBaseUrl: required to share data: the partner API's public base URL (absolute http(s), e.g. https://exchange.city.example), published in the well-known document");
+            else if (!Uri.TryCreate(o.PublicBaseUrl, UriKind.Absolute, out var publicUrl) || publicUrl.Scheme is not ("http" or "https")
+                     || !string.IsNullOrEmpty(publicUrl.Query) || !string.IsNullOrEmpty(publicUrl.Fragment) || !string.IsNullOrEmpty(publicUrl.UserInfo))
+                errors.Add($"Gateway:Exchange:PublicBaseUrl: '{o.PublicBaseUrl}' is not an absolute http(s) URL without user, query or fragment, such as https://exchange.city.example");
+            if (o.AuthFailuresPerMinute < 1) errors.Add("Gateway:Exchange:AuthFailuresPerMinute: must be at least 1");
             try { CityGateway.Exchange.AgreementLoader.LoadFolder(o.AgreementsPath); }
             catch (CityGateway.Exchange.AgreementException e) { errors.Add($"Gateway:Exchange:AgreementsPath: {e.Message}"); }
             if (o.RequestsPerMinute < 1) errors.Add("Gateway:Exchange:RequestsPerMinute: must be at least 1");

@@ -9,7 +9,7 @@ internal static class OpenApiDocument
   "info": {
     "title": "City exchange API",
     "version": "1",
-    "description": "Anonymised, signed releases of city metrics for partner cities under a data-sharing agreement. Each release is an envelope {payload, signature}; the signature (ES256, IEEE P1363, base64url) is over the RFC 8785 canonical JSON of the payload and verifies with the public key at /.well-known/city-exchange."
+    "description": "Anonymised, signed releases of city metrics for partner cities under a data-sharing agreement. Each release is an envelope {payload, signature}; the signature (ES256, IEEE P1363, base64url) is over the RFC 8785 canonical JSON of the payload and verifies with the key its signature.keyId names, listed in 'keys' at /.well-known/city-exchange (every key the city has signed with; 'rollovers' are statements signed by the previous key). 401: key missing, unknown or revoked; 429: more than the allowed failed authentications a minute from your address (the key is not checked then), or more than your city's requests a minute, with Retry-After; 403: another partner's feed, no agreement, or the agreement is not yet valid or has expired (the detail says which)."
   },
   "components": {
     "securitySchemes": { "partnerKey": { "type": "http", "scheme": "bearer", "description": "The key issued to your city." } },
@@ -55,11 +55,11 @@ internal static class OpenApiDocument
     "/api/exchange/v1/agreement": {
       "get": {
         "summary": "Your agreement's terms and remaining privacy budget",
-        "responses": { "200": { "description": "Terms" }, "401": { "$ref": "#/components/responses/Problem" }, "429": { "$ref": "#/components/responses/Problem" } }
+        "responses": { "200": { "description": "Terms" }, "401": { "$ref": "#/components/responses/Problem" }, "403": { "$ref": "#/components/responses/Problem" }, "429": { "$ref": "#/components/responses/Problem" } }
       }
     },
     "/.well-known/city-exchange": {
-      "get": { "summary": "City id, name, signing public key and API base", "security": [], "responses": { "200": { "description": "Discovery document" } } }
+      "get": { "summary": "City id, name, current signing key (keyId, publicKey), every key with its validity (keys), rollover statements (rollovers), API base", "security": [], "responses": { "200": { "description": "Discovery document" } } }
     }
   }
 }

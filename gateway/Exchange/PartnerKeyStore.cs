@@ -119,11 +119,9 @@ public sealed class PartnerKeyStore
 
     private void Save()
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
-        var tmp = _path + ".tmp";
-        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(_entries, Json));
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(tmp, _path, overwrite: true);
+        PrivateFiles.CreateFolder(Path.GetDirectoryName(_path)!);
+        // Created 0600 from the start (never readable by others, not even before a chmod).
+        PrivateFiles.WriteAtomically(_path, JsonSerializer.SerializeToUtf8Bytes(_entries, Json));
         _loaded = File.GetLastWriteTimeUtc(_path);
     }
 }

@@ -11,7 +11,8 @@ public sealed record StoredRelease(string Partner, long Sequence, DateTimeOffset
 }
 
 /// <summary>
-/// Releases, kept immutably: one file per release (created once, never overwritten, read-only),
+/// Releases, kept immutably: one file per release (created once with mode 0600, never overwritten,
+/// then read-only 0400),
 /// named by the partner's feed sequence and the window start. A window that has a release is
 /// never computed again, so no fresh noise can ever be drawn for it.
 /// </summary>
@@ -24,7 +25,7 @@ public sealed class ReleaseStore
     public ReleaseStore(string root)
     {
         _root = Path.GetFullPath(root);
-        Directory.CreateDirectory(_root);
+        PrivateFiles.CreateFolder(_root);
         foreach (var dir in Directory.EnumerateDirectories(_root))
         {
             var partner = Path.GetFileName(dir);
@@ -74,14 +75,15 @@ public sealed class ReleaseStore
         lock (_lock)
         {
             if (HasWindow(partner, windowStart)) throw new ReleaseConflictException($"window {windowStart:O} for {partner} is already released");
-            var dir = Directory.CreateDirectory(Path.Combine(_root, partner)).FullName;
+            var dir = PrivateFiles.CreateFolder(Path.Combine(_root, partner)).FullName;
             var path = Path.Combine(dir, $"{sequence:D10}_{windowStart.ToUnixTimeSeconds()}.json");
-            using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            // Created 0600, then made read-only (0400): a release is never rewritten.
+            using (var fs = new FileStream(path, PrivateFiles.Options(FileMode.CreateNew)))
             {
                 fs.Write(envelope);
                 fs.Flush(flushToDisk: true);
             }
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.GroupRead);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead);
             var stored = new StoredRelease(partner, sequence, windowStart, path);
             if (!_byPartner.TryGetValue(partner, out var list)) _byPartner[partner] = list = [];
             list.Add(stored);
@@ -93,8 +95,8 @@ public sealed class ReleaseStore
     public void MarkRefused(string partner, DateTimeOffset windowStart, string reason)
     {
         var path = RefusedMarker(partner, windowStart);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, reason);
+        PrivateFiles.CreateFolder(Path.GetDirectoryName(path)!);
+        PrivateFiles.WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(reason));
     }
 
     public int RefusedCount(string partner)

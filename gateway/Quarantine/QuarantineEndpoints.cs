@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using CityGateway.Core;
 using CityGateway.Health;
@@ -14,6 +13,13 @@ public sealed class OperationsOptions
     /// <summary>Key for the operator API (quarantine). Empty: the operator API answers 503. Set it
     /// through the environment (Gateway__Operations__ApiKey), not in a file under version control.</summary>
     public string? ApiKey { get; set; }
+
+    /// <summary>Failed operator API authentications per client address per minute; beyond it the
+    /// address gets 429 without its key being checked, until the minute is over.</summary>
+    public int AuthFailuresPerMinute { get; set; } = 10;
+
+    /// <summary>Largest request body the operator listener accepts (413 beyond); 1 MiB by default.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 }
 
 public sealed record ReplayRequest(string[]? Ids, string? Reason, DateTimeOffset? Since, bool Force = false);
@@ -30,34 +36,12 @@ public static class QuarantineEndpoints
 
     public static void Map(WebApplication app)
     {
-        var group = app.MapGroup("/api/quarantine").AddEndpointFilter(RequireOperatorKey).OnOperatorListener();
+        // The key is checked by OperatorApiGuard before the endpoint runs, so before a body is bound.
+        OperatorApiGuard.Use(app);
+        var group = app.MapGroup("/api/quarantine").WithMetadata(OperatorKeyRequired.Instance).OnOperatorListener();
         group.MapGet("", List);
         group.MapPost("/replay", Replay);
     }
-
-    private static async ValueTask<object?> RequireOperatorKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-    {
-        var http = context.HttpContext;
-        var configured = http.RequestServices.GetRequiredService<IOptions<OperationsOptions>>().Value.ApiKey;
-        if (string.IsNullOrEmpty(configured))
-            return Results.Problem(statusCode: 503, title: "Operator API disabled",
-                detail: "Set Gateway:Operations:ApiKey (environment variable Gateway__Operations__ApiKey) to enable it.");
-        string? presented = null;
-        var auth = http.Request.Headers.Authorization.ToString();
-        if (auth.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) presented = auth[7..].Trim();
-        else if (http.Request.Headers.TryGetValue("X-Api-Key", out var k)) presented = k.ToString();
-        if (string.IsNullOrEmpty(presented) || !KeysEqual(presented, configured))
-        {
-            http.Response.Headers.WWWAuthenticate = "Bearer realm=\"gateway-operations\"";
-            return Results.Problem(statusCode: 401, title: "Operator key required",
-                detail: "Send the operator key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.");
-        }
-        return await next(context);
-    }
-
-    /// <summary>Constant-time comparison of the hashes, so neither content nor length leaks through timing.</summary>
-    private static bool KeysEqual(string presented, string configured) =>
-        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(configured)));
 
     private static IResult List(QuarantineStore store, string? reason, string? since, string? device, int? limit)
     {

@@ -9,7 +9,9 @@ public static class QuarantineRegistration
     {
         services.AddOptions<QuarantineOptions>().Bind(gateway.GetSection("Quarantine")).ValidateOnStart();
         services.AddSingleton<IValidateOptions<QuarantineOptions>, QuarantineOptionsValidator>();
-        services.AddOptions<OperationsOptions>().Bind(gateway.GetSection("Operations"));
+        services.AddOptions<OperationsOptions>().Bind(gateway.GetSection("Operations")).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<OperationsOptions>, OperationsOptionsValidator>();
+        services.AddSingleton<OperatorApiGuard>();
         services.AddSingleton<QuarantineStore>();
         return services;
     }
@@ -29,6 +31,17 @@ internal sealed class QuarantineOptionsValidator : IValidateOptions<QuarantineOp
             errors.Add($"Gateway:Quarantine:MaxFileBytes: {o.MaxFileBytes} is too small; must be at least {MinFileBytes} (64 KiB); the default is 16 MiB");
         if (o.MaxFiles < 1)
             errors.Add($"Gateway:Quarantine:MaxFiles: {o.MaxFiles}; must be at least 1 (the current file; 8 by default keeps 7 rotated files beside it)");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class OperationsOptionsValidator : IValidateOptions<OperationsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, OperationsOptions o)
+    {
+        var errors = new List<string>();
+        if (o.AuthFailuresPerMinute < 1) errors.Add("Gateway:Operations:AuthFailuresPerMinute: must be at least 1 (default 10)");
+        if (o.MaxRequestBodyBytes < 1024) errors.Add($"Gateway:Operations:MaxRequestBodyBytes: {o.MaxRequestBodyBytes} is too small; at least 1024 (default 1048576, 1 MiB)");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

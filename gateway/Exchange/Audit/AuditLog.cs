@@ -96,13 +96,8 @@ public sealed class AuditLog : IDisposable
             }
             _seq = verification.Head.Seq;
             _hash = verification.Head.Hash;
-            _file = new FileStream(Path, new FileStreamOptions
-            {
-                Mode = FileMode.Append,
-                Access = FileAccess.Write,
-                Share = FileShare.Read,
-                BufferSize = 0, // every line goes to the OS in one write
-            });
+            // A new log is created 0600; every line goes to the OS in one write (no buffer).
+            _file = new FileStream(Path, PrivateFiles.Options(FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0));
         }
         catch
         {

@@ -334,7 +334,9 @@ public sealed class PrivacyBudgetLedger : IDisposable
         var tmp = FilePath + ".tmp";
         try
         {
-            using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+            // Created 0600 (a stale temporary file is replaced, not reopened with its old mode).
+            File.Delete(tmp);
+            using (var stream = new FileStream(tmp, PrivateFiles.Options(FileMode.CreateNew)))
             {
                 stream.Write(bytes);
                 stream.Flush(flushToDisk: _flushToDisk);

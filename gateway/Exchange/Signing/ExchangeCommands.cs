@@ -17,6 +17,7 @@ public static class ExchangeCommands
         var exchange = new Command("exchange", "The data exchange's operator commands, run instead of the gateway host.")
         {
             KeygenCommand.Create(),
+            RotateKeyCommand.Create(),
             AuditCommands.CreateVerify(),
             AuditCommands.CreateTransparency(),
             AuditCommands.CreateRepair(),

@@ -41,6 +41,7 @@ public sealed class ExchangeRoleTests(ServicesFixture services, ITestOutputHelpe
         [
             "--Gateway:Mqtt:SharedGroup=" + group,
             "--Gateway:Exchange:Enabled=true",
+            "--Gateway:Exchange:PublicBaseUrl=https://exchange.citya.example",
             "--Gateway:Exchange:Publisher=" + (publisher ? "true" : "false"),
             "--Gateway:Exchange:CityId=citya",
             "--Gateway:Exchange:AgreementsPath=" + dir.File("agreements"),

@@ -163,7 +163,7 @@ public sealed class ExchangeTests(ServicesFixture services, ITestOutputHelper ou
         var stranger = a.Exchange.Keys.Issue("cityc").Key;
         using (var http = Client(stranger)) Assert.Equal(HttpStatusCode.Forbidden, (await http.GetAsync(feed)).StatusCode);
 
-        // Rate limit per key: a fresh key gets its own budget, then 429 with Retry-After.
+        // Rate limit per verified partner: a second key of the same partner shares its budget; beyond it 429 with Retry-After.
         var busy = a.Exchange.Keys.Issue("cityb").Key;
         using (var http = Client(busy))
         {
@@ -178,8 +178,10 @@ public sealed class ExchangeTests(ServicesFixture services, ITestOutputHelper ou
             Assert.True(limited!.Headers.RetryAfter?.Delta > TimeSpan.Zero, "429 carries Retry-After");
             Assert.Equal("application/problem+json", limited.Content.Headers.ContentType?.MediaType);
         }
-        // Other keys are not affected by that key's limit.
-        using (var http = Client(cities.A.KeyForPartner)) Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(feed)).StatusCode);
+        // The partner's other key shares that budget (a second key does not multiply it) ...
+        using (var http = Client(cities.A.KeyForPartner)) Assert.Equal(HttpStatusCode.TooManyRequests, (await http.GetAsync(feed)).StatusCode);
+        // ... and another partner is not affected by it (cityc has a valid key and no agreement: 403, not 429).
+        using (var http = Client(stranger)) Assert.Equal(HttpStatusCode.Forbidden, (await http.GetAsync(feed)).StatusCode);
 
         // The discovery document and the OpenAPI description are public.
         using (var http = Client(null))

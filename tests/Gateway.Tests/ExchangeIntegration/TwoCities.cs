@@ -94,6 +94,7 @@ public sealed class TwoCities : IAsyncDisposable
             [
                 "--urls", city.Url,
                 "--Gateway:Exchange:Enabled=true",
+                "--Gateway:Exchange:PublicBaseUrl=" + city.Url,
                 "--Gateway:Exchange:CityId=" + city.Id,
                 "--Gateway:Exchange:CityName=" + city.Id.ToUpperInvariant(),
                 "--Gateway:Exchange:AgreementsPath=" + city.Dir.File("agreements"),
