@@ -8,7 +8,7 @@ namespace CityGateway.Exchange;
 /// <summary>The exchange's state, loaded once at start: agreements, signer, keys, releases, ledger, audit log.</summary>
 public sealed class ExchangeContext
 {
-    public ExchangeContext(IOptions<ExchangeOptions> options)
+    public ExchangeContext(IOptions<ExchangeOptions> options, ILoggerFactory? loggers = null)
     {
         var o = options.Value;
         CityId = o.CityId;
@@ -20,6 +20,8 @@ public sealed class ExchangeContext
         Releases = new ReleaseStore(Path.Combine(o.DataPath, "releases"));
         Ledger = new PrivacyBudgetLedger(Path.Combine(o.DataPath, "budget-ledger.json"));
         Audit = new AuditLog(Path.Combine(o.DataPath, "audit.jsonl"));
+        Checkpoints = new AuditCheckpoints(Path.Combine(o.DataPath, AuditCheckpoints.FileName), Audit, Signer, CityId, loggers?.CreateLogger<AuditCheckpoints>());
+        Checkpoints.IssueIfMoved();
     }
 
     public string CityId { get; }
@@ -30,6 +32,8 @@ public sealed class ExchangeContext
     public ReleaseStore Releases { get; }
     public PrivacyBudgetLedger Ledger { get; }
     public AuditLog Audit { get; }
+    /// <summary>The signed checkpoints of <see cref="Audit"/>: issue one after every release.</summary>
+    public AuditCheckpoints Checkpoints { get; }
 
     public Agreement? AgreementFor(string partner) => Agreements.FirstOrDefault(a => a.Partner.Id == partner);
 }

@@ -180,6 +180,14 @@ public sealed class AuditLog : IDisposable
         return Walk(log, anchor, null);
     }
 
+    /// <summary>As <see cref="Verify(string, AuditHead?)"/>, calling <paramref name="onEntry"/> with the seq and hash of every entry that verifies, in order.</summary>
+    internal static AuditVerification Verify(string path, Action<long, string> onEntry) =>
+        Walk(path, null, (_, root) => onEntry(root.GetProperty("seq").GetInt64(), root.GetProperty("hash").GetString()!));
+
+    /// <summary>As <see cref="Verify(string, Action{long, string})"/>, for a log read from a stream.</summary>
+    internal static AuditVerification Verify(Stream log, Action<long, string> onEntry) =>
+        Walk(log, null, (_, root) => onEntry(root.GetProperty("seq").GetInt64(), root.GetProperty("hash").GetString()!));
+
     /// <summary>
     /// Per partner (<c>data.partner</c>): releases, rows released (<c>data.rows</c>), ε spent
     /// (<c>data.epsilon</c>), pulls and first/last entry time. Only entries that verify are counted:
