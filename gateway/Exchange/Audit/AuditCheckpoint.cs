@@ -70,7 +70,8 @@ public sealed record AuditCheckpoint(string City, long Seq, string Head, DateTim
             if (Array.IndexOf(PayloadMembers, member.Key) < 0) return fail($"unexpected payload member \"{member.Key}\"");
         if (StringOf(payload["type"]) != Type) return fail($"payload.type is not \"{Type}\"");
         if (StringOf(payload["city"]) is not { Length: > 0 and <= MaxCityLength } city) return fail($"payload.city is not a string of 1 to {MaxCityLength} characters");
-        if (payload["seq"] is not JsonValue seqValue || seqValue.GetValueKind() != JsonValueKind.Number || !seqValue.TryGetValue(out long seq) || seq < 1)
+        if (payload["seq"] is not JsonValue seqValue || seqValue.GetValueKind() != JsonValueKind.Number
+            || !long.TryParse(seqValue.ToJsonString(), NumberStyles.None, CultureInfo.InvariantCulture, out long seq) || seq < 1)
             return fail("payload.seq is not a positive integer");
         if (StringOf(payload["head"]) is not { } head || !AuditLog.IsHash(head)) return fail("payload.head is not 64 lower-case hex digits");
         if (StringOf(payload["time"]) is not { } timeText || !DateTimeOffset.TryParseExact(timeText, TimeFormat, CultureInfo.InvariantCulture,
