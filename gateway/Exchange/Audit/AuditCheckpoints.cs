@@ -79,6 +79,13 @@ public sealed partial class AuditCheckpoints
             if (latest is not null && latest.Seq == head.Seq && latest.Head == head.Hash) return Latest;
             if (latest is not null && latest.Seq > head.Seq)
                 LogHeadBehindCheckpoint(head.Seq, latest.Seq);
+            else if (latest is not null)
+            {
+                // The log the gateway opened must still hold what it last vouched for; partners will check the same.
+                var check = AuditLog.Verify(_log.Path, latest.AuditHead);
+                if (check.FirstBreak is { Problem: AuditProblem.AnchorMismatch } broken)
+                    LogLogChangedUnderCheckpoint(latest.Seq, broken.Detail);
+            }
             return Issue() ?? Latest;
         }
     }
@@ -152,6 +159,9 @@ public sealed partial class AuditCheckpoints
 
     [LoggerMessage(EventId = 8043, Level = LogLevel.Error, Message = "The audit checkpoints {Path} cannot be read: {Error}; a new checkpoint is issued")]
     private partial void LogReadFailed(string path, string error);
+
+    [LoggerMessage(EventId = 8045, Level = LogLevel.Error, Message = "The audit log no longer holds the entry the last checkpoint vouched for (seq {Seq}): {Detail}. The log was changed after the checkpoint was issued; partners holding it will see it")]
+    private partial void LogLogChangedUnderCheckpoint(long seq, string detail);
 
     [LoggerMessage(EventId = 8044, Level = LogLevel.Error, Message = "The audit log ends at seq {Seq}, but the last checkpoint covers seq {CheckpointSeq}: the log was replaced or cut. Partners holding that checkpoint will see it")]
     private partial void LogHeadBehindCheckpoint(long seq, long checkpointSeq);

@@ -5,6 +5,7 @@ using CityGateway.Exchange;
 using CityGateway.Exchange.Audit;
 using CityGateway.Exchange.Signing;
 using CityGateway.Tests.Infrastructure;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace CityGateway.Tests.ExchangeTrust;
@@ -149,6 +150,26 @@ public sealed class AuditCheckpointTests : IDisposable
         Assert.Contains("1 FAIL", against.Out);
         Assert.Contains("the log's entry seq 8 has hash", against.Out);
         Assert.Contains("the log was changed after the checkpoint was issued", against.Out);
+    }
+
+    [Fact]
+    public void At_start_up_the_gateway_reports_a_log_changed_under_its_last_checkpoint()
+    {
+        var (log, checkpoints) = LogWithCheckpoints(12, 8);
+        EditAndRechain(log, 5, data => data["bytes"] = 0);
+        var logger = new ListLogger<AuditCheckpoints>();
+        using (var audit = new AuditLog(log)) // the chain verifies, so the gateway opens it
+            new AuditCheckpoints(checkpoints, audit, _signer, "citya", logger).IssueIfMoved();
+        var error = Assert.Single(logger.Entries, e => e.EventId == 8045);
+        Assert.Equal(LogLevel.Error, error.Level);
+        Assert.Contains("seq 8", error.Message);
+        Assert.Equal(2, File.ReadAllLines(checkpoints).Length); // and it signs the head it now has
+
+        File.WriteAllLines(log, File.ReadAllLines(log).Take(6));
+        logger = new ListLogger<AuditCheckpoints>();
+        using (var audit = new AuditLog(log))
+            new AuditCheckpoints(checkpoints, audit, _signer, "citya", logger).IssueIfMoved();
+        Assert.Contains(logger.Entries, e => e.EventId == 8044 && e.Message.Contains("ends at seq 6", StringComparison.Ordinal));
     }
 
     [Fact]
