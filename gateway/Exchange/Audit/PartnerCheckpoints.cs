@@ -28,7 +28,10 @@ public static class PartnerCheckpoints
     public const string FileName = "checkpoints.jsonl";
     private static readonly object Gate = new();
 
-    /// <summary>Verifies <paramref name="checkpoint"/> and appends it to <c>FOLDER/checkpoints.jsonl</c> when new.</summary>
+    /// <summary>
+    /// Verifies <paramref name="checkpoint"/> and appends it to <c>FOLDER/checkpoints.jsonl</c> when new.
+    /// A refusal is a result, not an exception; an <see cref="IOException"/> means the folder cannot be written.
+    /// </summary>
     /// <param name="trustedKey">The public key PEM trusted for a key id, or null for a key id not trusted.</param>
     /// <param name="expectedCity">When given, the checkpoint's city must be this one.</param>
     public static CheckpointKeeping Keep(string folder, JsonObject? checkpoint, Func<string, string?> trustedKey, string? expectedCity = null)
