@@ -9,7 +9,7 @@ namespace CityGateway.Exchange;
 /// Disposed with the host, which releases the ledger's and the audit log's locks for the next start.</summary>
 public sealed class ExchangeContext : IDisposable
 {
-    public ExchangeContext(IOptions<ExchangeOptions> options, TimeProvider? time = null)
+    public ExchangeContext(IOptions<ExchangeOptions> options, TimeProvider? time = null, ILoggerFactory? loggers = null)
     {
         var o = options.Value;
         CityId = o.CityId;
@@ -25,6 +25,8 @@ public sealed class ExchangeContext : IDisposable
         Releases = new ReleaseStore(Path.Combine(o.DataPath, "releases"));
         Ledger = new PrivacyBudgetLedger(Path.Combine(o.DataPath, "budget-ledger.json"));
         Audit = new AuditLog(Path.Combine(o.DataPath, "audit.jsonl"));
+        Checkpoints = new AuditCheckpoints(Path.Combine(o.DataPath, AuditCheckpoints.FileName), Audit, Signer, CityId, loggers?.CreateLogger<AuditCheckpoints>());
+        Checkpoints.IssueIfMoved();
     }
 
     public string CityId { get; }
@@ -37,6 +39,8 @@ public sealed class ExchangeContext : IDisposable
     public ReleaseStore Releases { get; }
     public PrivacyBudgetLedger Ledger { get; }
     public AuditLog Audit { get; }
+    /// <summary>The signed checkpoints of <see cref="Audit"/>: issue one after every release.</summary>
+    public AuditCheckpoints Checkpoints { get; }
 
     public Agreement? AgreementFor(string partner) => Agreements.FirstOrDefault(a => a.Partner.Id == partner);
 

@@ -65,6 +65,7 @@ public static partial class ExchangeEndpoints
         var api = app.MapGroup("/api/exchange/v1").AddEndpointFilter(RequirePartnerKey);
         api.MapGet("/feed", Feed);
         api.MapGet("/agreement", AgreementTerms);
+        api.MapGet("/checkpoint", Audit.CheckpointEndpoint.Latest);
     }
 
     private static string? PresentedKey(HttpContext http)
@@ -183,6 +184,7 @@ public static partial class ExchangeEndpoints
             ["releases"] = new JsonArray(envelopes.Select(e => (JsonNode)e.DeepClone()).ToArray()),
             ["next"] = next,
             ["more"] = more,
+            ["checkpoint"] = x.Checkpoints.Latest,
         });
         var hash = SHA256.HashData(body);
         var etag = "\"" + Convert.ToHexStringLower(hash)[..32] + "\"";

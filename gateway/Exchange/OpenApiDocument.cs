@@ -25,7 +25,17 @@ internal static class OpenApiDocument
         "signature": { "type":"object", "properties": { "alg": {"type":"string"}, "keyId": {"type":"string"}, "value": {"type":"string"} } } } },
       "Feed": { "type": "object", "properties": {
         "partner": {"type":"string"}, "releases": { "type":"array", "items": {"$ref":"#/components/schemas/Release"} },
-        "next": {"type":"string", "description":"cursor for the next call's 'since'"}, "more": {"type":"boolean"} } }
+        "next": {"type":"string", "description":"cursor for the next call's 'since'"}, "more": {"type":"boolean"},
+        "checkpoint": { "allOf": [ {"$ref":"#/components/schemas/Checkpoint"} ], "nullable": true, "description": "the latest signed checkpoint of the city's audit log, as at /checkpoint; null before the first release" } } },
+      "Checkpoint": { "type": "object", "description": "A signed checkpoint of the city's hash-chained audit log: the city vouches that entry 'seq' of its log has hash 'head'. Same envelope and signature as a release. Keep every checkpoint you receive: a log that later lacks that entry with that hash (edited and re-chained, or cut) fails 'Gateway exchange verify-audit --file LOG --checkpoint FILE --public-key PEM'. A checkpoint with a lower seq than one already received, or the same seq with another head, means the log was rolled back or forked.",
+        "properties": {
+          "payload": { "type":"object", "required": ["type","city","seq","head","time"], "additionalProperties": false, "properties": {
+            "type": {"type":"string", "enum":["audit-checkpoint"]},
+            "city": {"type":"string"},
+            "seq": {"type":"integer", "minimum":1, "description":"sequence number of the audit entry covered (the log's last entry when signed)"},
+            "head": {"type":"string", "pattern":"^[0-9a-f]{64}$", "description":"that entry's hash (SHA-256, lower-case hex)"},
+            "time": {"type":"string", "format":"date-time", "description":"when the city signed it, UTC, whole seconds"} } },
+          "signature": { "type":"object", "properties": { "alg": {"type":"string"}, "keyId": {"type":"string"}, "value": {"type":"string"} } } } }
     },
     "responses": {
       "Problem": { "description": "Error", "content": { "application/problem+json": { "schema": {"$ref":"#/components/schemas/Problem"} } } }
@@ -48,6 +58,18 @@ internal static class OpenApiDocument
           "400": { "$ref": "#/components/responses/Problem" },
           "401": { "$ref": "#/components/responses/Problem" },
           "403": { "$ref": "#/components/responses/Problem" },
+          "429": { "$ref": "#/components/responses/Problem" }
+        }
+      }
+    },
+    "/api/exchange/v1/checkpoint": {
+      "get": {
+        "summary": "The latest signed checkpoint of the city's audit log (one after every release, and at start-up when the log moved)",
+        "responses": {
+          "200": { "description": "Checkpoint envelope", "content": { "application/json": { "schema": {"$ref":"#/components/schemas/Checkpoint"} } } },
+          "401": { "$ref": "#/components/responses/Problem" },
+          "403": { "$ref": "#/components/responses/Problem" },
+          "404": { "$ref": "#/components/responses/Problem" },
           "429": { "$ref": "#/components/responses/Problem" }
         }
       }

@@ -155,6 +155,7 @@ public sealed partial class ReleaseJob(
             ["suppressed"] = suppressed, ["epsilon"] = epsilon, ["agreementVersion"] = agreement.Version,
             ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(bytes)),
         });
+        exchange.Checkpoints.Issue();
         LogReleased(partner, sequence, windowStart, rows.Count, suppressed, epsilon);
         return true;
     }

@@ -39,8 +39,9 @@ public sealed record AuditEntry(long Seq, string Time, string Kind, JsonObject D
 /// <para>Verification re-reads each line, rebuilds it from its values and requires the same bytes,
 /// so any changed byte is reported at its line: as bad JSON, a malformed or non-canonical entry, a
 /// sequence gap, a prev mismatch or a hash mismatch. Removing whole entries from the end leaves a
-/// valid shorter chain; that is detected only against a head written down earlier
-/// (<see cref="AuditHead"/>, <c>--anchor SEQ:HASH</c>).</para>
+/// valid shorter chain, and so does an edit followed by re-chaining every later entry; both are
+/// detected only against a head written down earlier (<see cref="AuditHead"/>, <c>--anchor SEQ:HASH</c>)
+/// or signed and handed to partners (<see cref="AuditCheckpoint"/>, <c>--checkpoint FILE</c>).</para>
 /// <para>Appends are serialised within the process and guarded against a second writer (another
 /// process or instance) by an exclusive lock on <c>PATH.lock</c>. Each line goes to the OS in one
 /// write and, unless disabled, is flushed to disk (fsync) before <see cref="Append"/> returns.</para>
@@ -174,6 +175,14 @@ public sealed class AuditLog : IDisposable
         ArgumentNullException.ThrowIfNull(log);
         return Walk(log, anchor, null);
     }
+
+    /// <summary>As <see cref="Verify(string, AuditHead?)"/>, calling <paramref name="onEntry"/> with the seq and hash of every entry that verifies, in order.</summary>
+    internal static AuditVerification Verify(string path, Action<long, string> onEntry) =>
+        Walk(path, null, (_, root) => onEntry(root.GetProperty("seq").GetInt64(), root.GetProperty("hash").GetString()!));
+
+    /// <summary>As <see cref="Verify(string, Action{long, string})"/>, for a log read from a stream.</summary>
+    internal static AuditVerification Verify(Stream log, Action<long, string> onEntry) =>
+        Walk(log, null, (_, root) => onEntry(root.GetProperty("seq").GetInt64(), root.GetProperty("hash").GetString()!));
 
     /// <summary>
     /// Per partner (<c>data.partner</c>): releases, rows released (<c>data.rows</c>), ε spent

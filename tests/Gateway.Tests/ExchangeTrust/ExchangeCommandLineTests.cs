@@ -17,7 +17,7 @@ public sealed class ExchangeCommandLineTests
     public static TheoryData<string, string[]> Commands => new()
     {
         { "keygen", ["--out"] },
-        { "verify-audit", ["--file", "--anchor"] },
+        { "verify-audit", ["--file", "--anchor", "--checkpoint", "--public-key"] },
         { "transparency", ["--file", "--json"] },
         { "repair-audit", ["--file"] },
         { "issue-key", ["--partner", "--data"] },
