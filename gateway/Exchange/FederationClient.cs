@@ -73,6 +73,10 @@ public sealed partial class FederationClient : BackgroundService
             ConnectTimeout = TimeSpan.FromSeconds(_limits.RequestTimeoutSeconds),
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             MaxResponseHeadersLength = 64,
+            // An answer left unread (refused as too large, or on error) closes its connection:
+            // nothing more is read from it, not even to reuse the connection.
+            MaxResponseDrainSize = 0,
+            ResponseDrainTimeout = TimeSpan.Zero,
             UseCookies = false,
         })
         {
