@@ -89,7 +89,10 @@ internal static class FeedReader
     /// another offset is an error.</summary>
     public static DateTimeOffset UtcTime(JsonNode? node, string what, string reason = "format")
     {
-        var text = OptionalString(node, what) ?? throw new FeedFormatException($"{what} is missing", reason: reason);
+        string? text;
+        try { text = OptionalString(node, what); }
+        catch (FeedFormatException e) { throw new FeedFormatException(e.Message, reason: reason); }
+        if (text is null) throw new FeedFormatException($"{what} is missing", reason: reason);
         if (text.Length > 40
             || !DateTimeOffset.TryParseExact(text, UtcFormats, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
             || t.Offset != TimeSpan.Zero)
@@ -140,7 +143,10 @@ internal static class FeedReader
     /// </summary>
     public static string Name(JsonNode? node, string what)
     {
-        var text = OptionalString(node, what) ?? throw new FeedFormatException($"{what} is missing", reason: "row");
+        string? text;
+        try { text = OptionalString(node, what); }
+        catch (FeedFormatException e) { throw new FeedFormatException(e.Message, reason: "row"); }
+        if (text is null) throw new FeedFormatException($"{what} is missing", reason: "row");
         if (text.Length is 0 or > MaxNameLength)
             throw new FeedFormatException($"{what} has {text.Length} characters (1..{MaxNameLength})", reason: "row");
         if (text[0] == ' ' || text[^1] == ' ')

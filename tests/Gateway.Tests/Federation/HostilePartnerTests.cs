@@ -166,8 +166,7 @@ public sealed class HostilePartnerTests(ServicesFixture services, HostilePartner
         Assert.Contains(reason, w.State.Of(partner)!.LastError);
         // The cursor the partner sees never went past what was accepted.
         string? expected = acceptedSequence == 0 ? null : "s" + acceptedSequence;
-        Assert.All(w.Partner.FeedRequests(partner).Skip(Math.Max(0, w.Partner.FeedRequests(partner).Length - 2)),
-            r => Assert.Equal(expected, r.Since));
+        if (w.Partner.FeedRequests(partner) is { Length: > 0 } requests) Assert.Equal(expected, requests[^1].Since);
         Assert.All(w.Partner.FeedRequests(partner), r => Assert.True(r.Since is null || long.Parse(r.Since[1..]) <= acceptedSequence, r.Since));
         await w.AssertGatewayAliveAsync();
         output.WriteLine($"{partner}: refused {reason} ×{w.State.RefusedCount(partner, reason)}; last error: {w.State.Of(partner)!.LastError}");
