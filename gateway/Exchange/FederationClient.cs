@@ -53,7 +53,8 @@ public sealed partial class FederationClient : BackgroundService
     private readonly ILogger<FederationClient> _logger;
     private readonly HttpClient _http;
     // Key refusals are logged once per key per process, not at every poll.
-    private readonly HashSet<string> _reported = new(StringComparer.Ordinal);
+    // Shared by the partners' loops, which run concurrently.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _reported = new(StringComparer.Ordinal);
     private long _accepted, _rejected;
 
     public FederationClient(IOptions<ExchangeOptions> options, WriterQueues channels, FederationState state,
@@ -340,8 +341,9 @@ public sealed partial class FederationClient : BackgroundService
                 var id = FeedReader.String(k["keyId"], $"keys[{i}].keyId");
                 var pem = FeedReader.String(k["publicKey"], $"keys[{i}].publicKey");
                 if (ReleaseSigner.KeyIdOf(pem) != id) throw new FeedFormatException($"keys[{i}].keyId is not the id of its publicKey");
-                FeedReader.UtcTime(k["validFrom"], $"keys[{i}].validFrom");
-                if (k["validUntil"] is not null) FeedReader.UtcTime(k["validUntil"], $"keys[{i}].validUntil");
+                // Informational here (trust comes from pins and rollover statements): any ISO-8601 offset.
+                FeedReader.Time(k["validFrom"], $"keys[{i}].validFrom");
+                if (k["validUntil"] is not null) FeedReader.Time(k["validUntil"], $"keys[{i}].validUntil");
                 published[id] = pem;
             }
         }
@@ -370,7 +372,7 @@ public sealed partial class FederationClient : BackgroundService
 
         foreach (var (id, _) in published)
         {
-            if (trusted.Find(id) is not null || !_reported.Add(partner.Id + "/key/" + id)) continue;
+            if (trusted.Find(id) is not null || !_reported.TryAdd(partner.Id + "/key/" + id, true)) continue;
             _state.Refused(partner.Id, "untrusted_key");
             LogKeyNotTrusted(partner.Id, id, trusted.FilePath);
         }
@@ -399,7 +401,7 @@ public sealed partial class FederationClient : BackgroundService
                 var problem = CheckRollover(partner, statement.Envelope, signer, out var newId, out var newPem, out var validFrom);
                 if (problem is not null)
                 {
-                    if (_reported.Add(partner.Id + "/rollover/" + statement.Index + "/" + statement.SignerId))
+                    if (_reported.TryAdd(partner.Id + "/rollover/" + statement.Index + "/" + statement.SignerId, true))
                     {
                         _state.Refused(partner.Id, "rollover");
                         LogRolloverRefused(partner.Id, statement.Index, problem);
@@ -429,7 +431,7 @@ public sealed partial class FederationClient : BackgroundService
             newPem = FeedReader.String(payload["newPublicKey"], "payload.newPublicKey");
             newId = FeedReader.String(payload["newKeyId"], "payload.newKeyId");
             if (ReleaseSigner.KeyIdOf(newPem) != newId) return "payload.newKeyId is not the id of payload.newPublicKey";
-            validFrom = FeedReader.UtcTime(payload["validFrom"], "payload.validFrom").ToString("O", CultureInfo.InvariantCulture);
+            validFrom = FeedReader.Time(payload["validFrom"], "payload.validFrom").ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
             return null;
         }
         catch (FeedFormatException e)
