@@ -53,6 +53,9 @@ public sealed class ExchangeOptions
 
     /// <summary>Partner cities whose feeds this gateway pulls.</summary>
     public List<PartnerFeedOptions> Partners { get; set; } = [];
+
+    /// <summary>Bounds on what the federation client takes from a partner (Gateway:Exchange:Federation).</summary>
+    public FederationOptions Federation { get; set; } = new();
 }
 
 public sealed class PartnerFeedOptions
@@ -69,7 +72,54 @@ public sealed class PartnerFeedOptions
     /// <summary>Their public key (PEM); without it, the key is pinned on first use.</summary>
     public string? PublicKeyPem { get; set; }
 
+    /// <summary>
+    /// Their partner API's base URL, when it is not on the origin (scheme, host, port) of
+    /// <see cref="WellKnownUrl"/>. The <c>apiBase</c> their well-known document names must be on that
+    /// origin or equal this; otherwise our key is not sent.
+    /// </summary>
+    public string? ApiBase { get; set; }
+
     public int PollSeconds { get; set; } = 60;
+}
+
+/// <summary>
+/// Bounds on one partner's answers (section <c>Gateway:Exchange:Federation</c>): a partner that
+/// answers too much, too slowly or without end is refused at these limits, never followed.
+/// </summary>
+public sealed class FederationOptions
+{
+    public const string Section = "Gateway:Exchange:Federation";
+
+    /// <summary>Largest response body read from a partner, in bytes (4 MiB).</summary>
+    public long MaxResponseBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Feed pages fetched in one poll; the rest waits for the next poll.</summary>
+    public int MaxPagesPerPoll { get; set; } = 20;
+
+    /// <summary>Longest one poll of one partner may take, all requests included.</summary>
+    public int MaxPollSeconds { get; set; } = 120;
+
+    /// <summary>Longest one request may take, headers and body.</summary>
+    public int RequestTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Most rows one release may have.</summary>
+    public int MaxRowsPerRelease { get; set; } = 10_000;
+
+    internal void Validate(List<string> errors)
+    {
+        if (MaxResponseBytes < 1024 || MaxResponseBytes > 1L << 30)
+            errors.Add($"{Section}:MaxResponseBytes: {MaxResponseBytes} is outside 1024..1073741824 (default 4194304)");
+        if (MaxPagesPerPoll < 1 || MaxPagesPerPoll > 10_000)
+            errors.Add($"{Section}:MaxPagesPerPoll: {MaxPagesPerPoll} is outside 1..10000 (default 20)");
+        if (RequestTimeoutSeconds < 1 || RequestTimeoutSeconds > 3600)
+            errors.Add($"{Section}:RequestTimeoutSeconds: {RequestTimeoutSeconds} is outside 1..3600 (default 30)");
+        if (MaxPollSeconds < 1 || MaxPollSeconds > 86_400)
+            errors.Add($"{Section}:MaxPollSeconds: {MaxPollSeconds} is outside 1..86400 (default 120)");
+        else if (MaxPollSeconds < RequestTimeoutSeconds)
+            errors.Add($"{Section}:MaxPollSeconds: {MaxPollSeconds} is shorter than {Section}:RequestTimeoutSeconds ({RequestTimeoutSeconds})");
+        if (MaxRowsPerRelease < 1 || MaxRowsPerRelease > 1_000_000)
+            errors.Add($"{Section}:MaxRowsPerRelease: {MaxRowsPerRelease} is outside 1..1000000 (default 10000)");
+    }
 }
 
 internal static partial class ExchangeRoleLog

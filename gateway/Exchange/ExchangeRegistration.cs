@@ -22,6 +22,7 @@ public static class ExchangeRegistration
         }
         if (exchange.FederatesHere)
         {
+            services.AddSingleton<FederationState>();
             services.AddSingleton<FederationClient>();
             services.AddHostedService(sp => sp.GetRequiredService<FederationClient>());
         }
@@ -73,11 +74,17 @@ internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Ex
             var p = o.Partners[i];
             var key = $"Gateway:Exchange:Partners:{i}";
             if (string.IsNullOrWhiteSpace(p.Id)) errors.Add($"{key}:Id: missing");
-            if (!Uri.TryCreate(p.WellKnownUrl, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
-                errors.Add($"{key}:WellKnownUrl: '{p.WellKnownUrl}' is not an http(s) URL");
+            if (FederationOrigin.CheckConfigured(p.WellKnownUrl) is { } wellKnownError)
+                errors.Add($"{key}:WellKnownUrl: {wellKnownError}");
+            if (!string.IsNullOrWhiteSpace(p.ApiBase) && FederationOrigin.CheckConfigured(p.ApiBase) is { } apiBaseError)
+                errors.Add($"{key}:ApiBase: {apiBaseError}");
+            if (p.PollSeconds < 1) errors.Add($"{key}:PollSeconds: must be at least 1");
+            if (!string.IsNullOrWhiteSpace(p.PublicKeyPem) && CityGateway.Exchange.Signing.ReleaseSigner.KeyIdOf(p.PublicKeyPem) is null)
+                errors.Add($"{key}:PublicKeyPem: not a P-256 \"PUBLIC KEY\" PEM");
             if (string.IsNullOrWhiteSpace(p.ApiKey)) errors.Add($"{key}:ApiKey: missing (set it through Gateway__Exchange__Partners__{i}__ApiKey)");
             if (string.IsNullOrWhiteSpace(o.CityId)) errors.Add("Gateway:Exchange:CityId: required to pull partner feeds");
         }
+        if (o.Partners.Count > 0) o.Federation.Validate(errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors.Distinct());
     }
 }

@@ -8,6 +8,8 @@ namespace CityGateway.Exchange;
 ///   Gateway exchange issue-key --partner ID [--data DIR]   prints the new key once; only its hash is kept
 ///   Gateway exchange revoke-key --key-id ID [--data DIR]   the key stops working at once (no restart)
 ///   Gateway exchange list-keys [--data DIR]                ids, partners, dates; never the keys
+///   Gateway exchange trust-partner-key --partner ID --public-key FILE [--data DIR] [--replace]
+///                                                           re-pin a partner's signing key (PartnerTrustCommand)
 /// DIR is Gateway:Exchange:DataPath (default data/exchange).
 /// </summary>
 public static class PartnerKeyCommands
@@ -28,7 +30,7 @@ public static class PartnerKeyCommands
         var listData = DataOption();
         var list = new Command("list-keys", "partner keys: ids, partners, dates") { listData };
         list.SetAction(r => ListKeys(Store(r.GetValue(listData)), r.InvocationConfiguration.Output));
-        return [issue, revoke, list];
+        return [issue, revoke, list, PartnerTrustCommand.Create()];
     }
 
     private static Option<string> DataOption()

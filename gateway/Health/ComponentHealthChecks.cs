@@ -114,7 +114,11 @@ public sealed class SerialHealthCheck(SerialStatus serial) : IHealthCheck
     }
 }
 
-/// <summary>The exchange role of this instance; informational, it does not decide readiness.</summary>
+/// <summary>
+/// The exchange role of this instance and, where it pulls partners' feeds, each partner's last
+/// poll: Degraded (never Unhealthy) while a partner's answers are refused or it cannot be reached,
+/// with the partner and the last error. It does not decide readiness: a partner never stops ingestion.
+/// </summary>
 public sealed class ExchangeHealthCheck(IOptions<ExchangeOptions> options, IServiceProvider services) : IHealthCheck
 {
     public const string Name = "exchange";
@@ -125,10 +129,20 @@ public sealed class ExchangeHealthCheck(IOptions<ExchangeOptions> options, IServ
         if (!o.Enabled && o.Partners.Count == 0) return Task.FromResult(HealthCheckResult.Healthy("not configured"));
         var data = new Dictionary<string, object> { ["role"] = o.Publisher ? "publisher" : "ingest-only" };
         // Only a publisher with partners runs the federation client.
-        if (services.GetService<FederationClient>() is { } federation)
+        if (services.GetService<FederationClient>() is { } federation && services.GetService<FederationState>() is { } state)
         {
-            data["federationAccepted"] = Interlocked.Read(ref federation.Accepted);
-            data["federationRejected"] = Interlocked.Read(ref federation.Rejected);
+            data["federationAccepted"] = federation.Accepted;
+            data["federationRejected"] = federation.Rejected;
+            var partners = state.Partners;
+            data["partners"] = partners.Select(p => new
+            {
+                partner = p.Partner, ok = p.Ok, detail = p.Detail, lastError = p.LastError, lastErrorAt = p.LastErrorAt,
+                lastSuccessAt = p.LastSuccessAt, lastSequence = p.LastSequence, refused = state.RefusedCount(p.Partner),
+            }).ToArray();
+            var failing = partners.Where(p => !p.Ok).ToArray();
+            if (failing.Length > 0)
+                return Task.FromResult(HealthCheckResult.Degraded(
+                    string.Join("; ", failing.Select(p => $"partner {p.Partner}: {p.LastError}")), data: data));
         }
         return Task.FromResult(HealthCheckResult.Healthy((string)data["role"], data));
     }

@@ -219,7 +219,8 @@ public sealed class ExchangeTests(ServicesFixture services, ITestOutputHelper ou
         using (var forger = ReleaseSigner.Generate())
         {
             var options = Options.Create(new ExchangeOptions { CityId = "cityb", DataPath = cities.B.Dir.File("forged") });
-            using var client = new FederationClient(options, new WriterQueues(), NullLogger<FederationClient>.Instance);
+            using var client = new FederationClient(options, new WriterQueues(), new FederationState(TestMetrics.New(), TimeProvider.System),
+                TimeProvider.System, NullLogger<FederationClient>.Instance);
             var accepted = await client.PullOnceAsync(new PartnerFeedOptions
             {
                 Id = "citya", WellKnownUrl = a.Url + "/.well-known/city-exchange", ApiKey = cities.A.KeyForPartner, PublicKeyPem = forger.PublicKeyPem,

@@ -23,6 +23,7 @@ public sealed class ExchangeCommandLineTests
         { "issue-key", ["--partner", "--data"] },
         { "revoke-key", ["--key-id", "--data"] },
         { "list-keys", ["--data"] },
+        { "trust-partner-key", ["--partner", "--public-key", "--data", "--replace"] },
     };
 
     [Theory]
