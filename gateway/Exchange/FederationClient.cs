@@ -189,7 +189,7 @@ public sealed partial class FederationClient : BackgroundService
 
     private async Task PollAsync(PartnerFeedOptions partner, PollProgress progress, CancellationToken ct)
     {
-        var folder = Directory.CreateDirectory(Path.Combine(_options.DataPath, "federation", partner.Id)).FullName;
+        var folder = PrivateFiles.CreateFolder(Path.Combine(_options.DataPath, "federation", partner.Id)).FullName;
         var feedState = PartnerFeedState.Load(folder);
         progress.Cursor = feedState.Cursor;
         _state.Started(partner.Id, feedState.LastSequence);
@@ -232,6 +232,7 @@ public sealed partial class FederationClient : BackgroundService
                 progress.Accepted++;
                 progress.Cursor = feedState.Cursor;
             }
+            KeepCheckpoint(partner, folder, trusted, feed["checkpoint"]);
             var expected = feedState.Cursor ?? "s0";
             if (next is not null && next != expected)
             {
@@ -252,6 +253,22 @@ public sealed partial class FederationClient : BackgroundService
                 break;
             }
         }
+    }
+
+    /// <summary>
+    /// Keeps the partner's signed audit checkpoint (federation/&lt;partner&gt;/checkpoints.jsonl), so
+    /// that its audit log can later be held to it with verify-audit. A partner that serves none is
+    /// left alone (older publishers); one that is unsigned, of another key, or that goes back on an
+    /// earlier checkpoint (a lower sequence, or the same one with another head) is refused, logged
+    /// and counted. Releases are verified one by one in any case.
+    /// </summary>
+    private void KeepCheckpoint(PartnerFeedOptions partner, string folder, PartnerTrustedKeys trusted, JsonNode? checkpoint)
+    {
+        if (checkpoint is null) return;
+        var kept = Audit.PartnerCheckpoints.Keep(folder, checkpoint as JsonObject, id => trusted.Find(id)?.PublicKeyPem, partner.Id);
+        if (kept.Accepted) return;
+        _state.Refused(partner.Id, "checkpoint");
+        LogCheckpointRefused(partner.Id, kept.Reason);
     }
 
     /// <summary>Verifies, checks and writes one release, then records it; throws a release refusal otherwise.</summary>
@@ -539,6 +556,9 @@ public sealed partial class FederationClient : BackgroundService
 
     [LoggerMessage(EventId = 8112, Level = LogLevel.Error, Message = "Our key is not sent to {Partner}'s apiBase: {Why}. Set Gateway:Exchange:Partners:N:ApiBase if the partner really serves its API elsewhere")]
     private partial void LogOriginRefused(string partner, string why);
+
+    [LoggerMessage(EventId = 8121, Level = LogLevel.Error, Message = "Refused the audit checkpoint {Partner} served: {Why}. Keep the earlier checkpoints: they are what its audit log can be held to")]
+    private partial void LogCheckpointRefused(string partner, string why);
 
     [LoggerMessage(EventId = 8113, Level = LogLevel.Warning, Message = "{Partner}'s feed says next is {Next}, but what was verified gives {Cursor}: the cursor is ours, the partner's next is ignored")]
     private partial void LogNextIgnored(string partner, string next, string cursor);

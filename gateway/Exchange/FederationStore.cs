@@ -14,14 +14,8 @@ internal static class AtomicFile
 {
     public static void Write(string path, string text)
     {
-        var tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            var bytes = System.Text.Encoding.UTF8.GetBytes(text);
-            f.Write(bytes);
-            f.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
+        // Readable by the gateway's user only, like every other exchange file.
+        PrivateFiles.WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(text));
     }
 
     public static JsonObject? ReadObject(string path)

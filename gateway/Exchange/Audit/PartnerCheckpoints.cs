@@ -64,7 +64,7 @@ public static class PartnerCheckpoints
                         : Refuse($"seq {parsed.Seq} was kept with head {last.Head}, this checkpoint says {parsed.Head} (the partner's log forked)", parsed);
             }
             var line = Encoding.UTF8.GetBytes((tornTail ? "\n" : "") + checkpoint.ToJsonString() + "\n");
-            using (var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.Read, BufferSize = 0 }))
+            using (var file = new FileStream(path, PrivateFiles.Options(FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0)))
             {
                 file.Write(line);
                 file.Flush(flushToDisk: true);

@@ -1,3 +1,4 @@
+using CityGateway.Exchange.Audit;
 using System.Text;
 using System.Text.Json.Nodes;
 using CityGateway.Exchange;
@@ -40,14 +41,23 @@ public sealed class HostilePartnerTests(ServicesFixture services, HostilePartner
         "--Gateway:Exchange:Federation:MaxPagesPerPoll=" + MaxPages,
         "--Gateway:Exchange:Federation:MaxRowsPerRelease=" + MaxRows);
 
+    private static readonly string GoodHead = new('a', 64);
+
     private static void Script(FederationWorld w)
     {
         var city = w.Partner;
         string us = FederationWorld.OurCity;
 
         // Well behaved, with a member the protocol does not know yet.
+        // Well behaved: its feed carries its signed audit checkpoint, and a member the protocol does not know yet.
         var good = city.Add("good", us).WithReleases(1, 2, 3);
-        good.FeedExtra["checkpoint"] = new JsonObject { ["treeSize"] = 3, ["rootHash"] = "abc" };
+        good.FeedExtra["checkpoint"] = good.Sign(AuditCheckpoint.PayloadOf("good", new AuditHead(7, GoodHead), Persona.Base));
+        good.FeedExtra["treeSize"] = 3;
+
+        // Good releases, but a checkpoint signed by a key the partner never published.
+        var forged = city.Add("forgedcheckpoint", us).WithReleases(1);
+        using (var other = ReleaseSigner.Generate())
+            forged.FeedExtra["checkpoint"] = forged.Sign(AuditCheckpoint.PayloadOf("forgedcheckpoint", new AuditHead(7, GoodHead), Persona.Base), other);
 
         city.Add("notjson", us).Feed = (_, _, _) => Task.FromResult(Persona.Raw("<html>502 Bad Gateway</html>", "text/html"));
         city.Add("nullreleases", us).Feed = (_, _, _) => Task.FromResult(Persona.Raw("""{"releases":null,"next":"s0","more":false}"""));
@@ -181,6 +191,19 @@ public sealed class HostilePartnerTests(ServicesFixture services, HostilePartner
             TimeSpan.FromSeconds(20), () => "the good partner's 3 × 2 rows are not stored");
         Assert.Equal(0, w.State.RefusedCount("good"));
         Assert.True(w.State.Of("good")!.Ok);
+        // Its checkpoint is kept, so its audit log can be held to it later.
+        var kept = File.ReadAllLines(Path.Combine(w.FolderOf("good"), "checkpoints.jsonl"));
+        Assert.Equal(GoodHead, AuditCheckpoint.Parse(JsonNode.Parse(Assert.Single(kept)), out _)!.Head);
+        await w.AssertGatewayAliveAsync();
+    }
+
+    [Fact]
+    public async Task A_checkpoint_not_signed_by_the_partner_is_refused_and_not_kept()
+    {
+        var w = await StartAsync();
+        await w.WaitSequenceAsync("forgedcheckpoint", 1);
+        await w.WaitRefusedAsync("forgedcheckpoint", "checkpoint", times: 1);
+        Assert.False(File.Exists(Path.Combine(w.FolderOf("forgedcheckpoint"), "checkpoints.jsonl")), "a forged checkpoint was kept");
         await w.AssertGatewayAliveAsync();
     }
 
