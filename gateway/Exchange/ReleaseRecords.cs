@@ -39,12 +39,12 @@ public sealed class ReleaseRecords
             try { r = Parse(lines[i]); }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
             {
-                if (i == lines.Length - 1) break;   // torn last append: the release was never written
+                if (i == lines.Length - 1) { DropTornTail(); break; }   // torn last append: the release was never written
                 throw new InvalidDataException($"release record file {FilePath} line {i + 1} is unreadable ({e.Message}); restore it from a backup", e);
             }
             if (r is null)
             {
-                if (i == lines.Length - 1) break;
+                if (i == lines.Length - 1) { DropTornTail(); break; }
                 throw new InvalidDataException($"release record file {FilePath} line {i + 1} is incomplete; restore it from a backup");
             }
             Remember(r);
@@ -90,6 +90,16 @@ public sealed class ReleaseRecords
             if (created && _flushToDisk) FileSync.Directory(Path.GetDirectoryName(FilePath)!);
             Remember(record);
         }
+    }
+
+    /// <summary>Cuts a torn last line off the file, so the next append starts on a line of its own.</summary>
+    private void DropTornTail()
+    {
+        var bytes = File.ReadAllBytes(FilePath);
+        int end = Array.LastIndexOf(bytes, (byte)'\n', bytes.Length - 1 - (bytes.Length > 0 && bytes[^1] == (byte)'\n' ? 1 : 0)) + 1;
+        using var fs = new FileStream(FilePath, FileMode.Open, FileAccess.Write, FileShare.None);
+        fs.SetLength(end);
+        fs.Flush(flushToDisk: _flushToDisk);
     }
 
     private void Remember(ReleaseRecord r)
