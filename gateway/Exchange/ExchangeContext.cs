@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace CityGateway.Exchange;
 
 /// <summary>The exchange's state, loaded once at start: agreements, signer, keys, releases, ledger, audit log.</summary>
-public sealed class ExchangeContext
+public sealed class ExchangeContext : IDisposable
 {
     public ExchangeContext(IOptions<ExchangeOptions> options)
     {
@@ -53,6 +53,14 @@ public sealed class ExchangeContext
                 if (Records.TryGet(r.Partner, r.WindowStart, out _)) continue;
                 if (ReleaseStore.Payload(r) is { } payload) Records.Append(new ReleaseRecord(r.Partner, r.Sequence, r.WindowStart, payload));
             }
+    }
+
+    /// <summary>Releases the ledgers' and the audit log's locks, so a new gateway on the same data folder (a restart) can open them.</summary>
+    public void Dispose()
+    {
+        Ledger.Dispose();
+        CityLedger.Dispose();
+        Audit.Dispose();
     }
 
     public Agreement? AgreementFor(string partner) => Agreements.FirstOrDefault(a => a.Partner.Id == partner);

@@ -136,9 +136,10 @@ public sealed class TwoCities : IAsyncDisposable
     public IReadOnlyDictionary<string, string> ExtraKeysOfA { get; init; } = new Dictionary<string, string>();
 
     /// <summary>Stops a city's gateway and starts a new one on the same data folders and command line.</summary>
-    public async Task RestartAsync(City city)
+    public async Task RestartAsync(City city, Action? whileStopped = null)
     {
         await city.Gateway.DisposeAsync();
+        whileStopped?.Invoke();
         city.Gateway = await GatewayRunner.StartAsync(city.Broker.Url, Influx.Url, city.Database, city.Fleet.RegistryPath!, city.Args);
     }
 
