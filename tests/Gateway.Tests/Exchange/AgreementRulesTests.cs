@@ -120,3 +120,24 @@ public sealed class AgreementRulesTests : IDisposable
         Assert.Contains(beta, Refused().Message);
     }
 }
+
+public sealed class CityBudgetSettingTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    [InlineData(double.NaN)]
+    [InlineData(2_000_000)]
+    public void A_city_budget_that_is_not_a_positive_epsilon_fails_naming_the_key(double epsilon)
+    {
+        var result = new ExchangeOptionsValidator().Validate(null, new ExchangeOptions
+        {
+            Enabled = true, CityId = "citya", AgreementsPath = "/nonexistent", CityEpsilonPerMonth = epsilon,
+        });
+        Assert.True(result.Failed);
+        Assert.Contains(result.Failures!, f => f.StartsWith("Gateway:Exchange:CityEpsilonPerMonth:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_default_city_budget_is_twenty_per_dataset_per_month() => Assert.Equal(20, new ExchangeOptions().CityEpsilonPerMonth);
+}

@@ -84,7 +84,46 @@ public sealed class SharedCellsTests(ServicesFixture services, ITestOutputHelper
         // Each partner's own ledger: the ε of the cells it received, 1.0 per window, data-independent.
         foreach (var p in partners) Assert.Equal(1.0 * windows, a.Exchange.Ledger.Entries(p).Sum(e => e.Epsilon), 9);
         foreach (var r in a.Exchange.Releases.After("cityb", 0, 100)) Assert.Equal(1.0, ReleaseStore.Payload(r)!["epsilon"]!.GetValue<double>());
+        // Each group covers every district of the registry (a data-independent set), released or not.
+        var registryDistricts = CityGateway.Normalisation.DeviceRegistry.LoadFile(a.Fleet.RegistryPath!).Devices.Select(d => d.District).Distinct().Order(StringComparer.Ordinal);
+        foreach (var e in city)
+        {
+            var parts = e.ReleaseId.Split('/');
+            var key = new CellGroupKey(DateTimeOffset.FromUnixTimeSeconds(long.Parse(parts[4], System.Globalization.CultureInfo.InvariantCulture)),
+                TimeSpan.FromSeconds(long.Parse(parts[3], System.Globalization.CultureInfo.InvariantCulture)), parts[0], parts[1], parts[2]);
+            Assert.Equal(CellStore.Lookup.Found, a.Exchange.Cells.TryGet(key, out var group));
+            Assert.Equal(registryDistricts, group!.Values.Keys.Order(StringComparer.Ordinal));
+        }
         output.WriteLine($"{made} releases, {reference.Count} cells per partner, city ledger {city.Count} entries");
+    }
+
+    [Fact]
+    public async Task When_the_city_budget_of_a_dataset_is_spent_its_cells_go_to_no_partner_and_no_noise_is_drawn()
+    {
+        // Traffic and water cost ε 0.5 per window each; a city budget of 1.5 pays for three windows of each.
+        await using var cities = await TwoCities.StartAsync(services.Influx, 1000, 1, "--Gateway:Exchange:CityEpsilonPerMonth=1.5");
+        await cities.FeedAsync();
+        var a = cities.A;
+        var now = DateTimeOffset.UtcNow;
+        await a.ReleaseJob.RunOnceAsync(now, default);
+        int windows = a.Exchange.Releases.Count("cityb");
+        Assert.True(windows >= 6, $"only {windows} windows released");
+        var city = a.Exchange.CityLedger.Entries();
+        Assert.Equal(3, city.Count(e => e.Partner == "traffic"));
+        Assert.Equal(3, city.Count(e => e.Partner == "water"));
+        Assert.Equal(2 * (windows - 3), a.ReleaseJob.CityRefusedGroups);
+        foreach (var partner in new[] { "cityb", "p01" })
+        {
+            var payloads = a.Exchange.Releases.After(partner, 0, 100).Select(r => ReleaseStore.Payload(r)!).ToList();
+            // The first three windows carry traffic and water (ε 1.0), the later ones environment only (ε 0).
+            Assert.Equal([.. Enumerable.Repeat(1.0, 3), .. Enumerable.Repeat(0.0, windows - 3)], payloads.Select(p => p["epsilon"]!.GetValue<double>()));
+            Assert.All(payloads.Skip(3), p => Assert.All(p["rows"]!.AsArray(), r => Assert.Equal("environment", r!["domain"]!.GetValue<string>())));
+            Assert.Equal(3.0, a.Exchange.Ledger.Entries(partner).Sum(e => e.Epsilon), 9);
+        }
+        Assert.Contains(File.ReadLines(Path.Combine(a.DataPath, "audit.jsonl")), l => l.Contains("\"release_refused\"") && l.Contains("city budget exhausted"));
+        // Refused groups are recorded: a second run neither charges nor draws anything.
+        Assert.Equal(0, await a.ReleaseJob.RunOnceAsync(now, default));
+        Assert.Equal(city.Count, a.Exchange.CityLedger.Entries().Count);
     }
 
     [Fact]
