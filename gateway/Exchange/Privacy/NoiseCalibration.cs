@@ -83,8 +83,11 @@ public sealed record NoisyRelease(
 /// <para><b>When ε is spent.</b> A cell with fewer than k devices is suppressed before any noise is
 /// drawn and costs nothing. Otherwise all of the noise is drawn and the full ε is spent — also when
 /// the noisy value then falls below the minimum volume and the cell is suppressed, because the
-/// suppression decision is itself a function of the noisy value. (The k-threshold uses the exact
-/// device count; it is a disclosure-control policy on top of the DP guarantee, not part of it.)</para>
+/// suppression decision is itself a function of the noisy value. (The k-threshold of
+/// <see cref="Release(IReadOnlyList{double}, ReleaseSpec)"/> uses the exact device count, which is not
+/// differentially private: the release job does not use it. It releases personal cells with
+/// <see cref="ReleaseCell(IReadOnlyList{double}, ReleaseSpec)"/>, where k is compared with a noisy
+/// count and no exact count decides anything.)</para>
 ///
 /// <para>The noisy sum and count are unbiased and are not clamped at zero; a negative noisy count or
 /// sum can be published unless a minimum volume is configured. The minimum volume is compared with
