@@ -273,6 +273,8 @@ public sealed partial class ReleaseJob(
             if (exchange.CityLedger.Contains(key.Id))
             {
                 GroupLost(key, "charged to the city ledger but its values are not stored");
+                // Recorded as withheld, so the loss is alerted once and the group is never computed.
+                exchange.Cells.Add(new CellGroup(key, 0, true, "lost: charged to the city ledger but its values were not stored", new Dictionary<string, double?>()));
                 return null;
             }
             if (!exchange.CityLedger.TryReserve(metric.Domain, windowStart, metric.Epsilon, _options.CityEpsilonPerMonth, key.Id, out var left))

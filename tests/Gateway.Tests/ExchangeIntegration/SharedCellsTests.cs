@@ -127,6 +127,45 @@ public sealed class SharedCellsTests(ServicesFixture services, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_partner_added_later_gets_the_stored_answers_and_a_cell_group_charged_but_lost_is_refused_not_renoised()
+    {
+        await using var cities = await TwoCities.StartAsync(services.Influx);
+        await cities.FeedAsync();
+        var a = cities.A;
+        var now = DateTimeOffset.UtcNow;
+        await a.ReleaseJob.RunOnceAsync(now, default);
+        var cityb = Released(a.Exchange, "cityb");
+        var cityEntries = a.Exchange.CityLedger.Entries().Count;
+        // The stored traffic answers of one window vanish (say, an older backup of the cell store).
+        var lostFile = Directory.GetFiles(Path.Combine(a.DataPath, "cells", "traffic"), "*.json", SearchOption.AllDirectories).Order().First();
+        var lostWindow = DateTimeOffset.FromUnixTimeSeconds(long.Parse(Path.GetFileNameWithoutExtension(lostFile).Split('_')[1], System.Globalization.CultureInfo.InvariantCulture));
+        await cities.RestartAsync(a, () =>
+        {
+            File.Delete(lostFile);
+            File.WriteAllText(a.Dir.File("agreements/latecomer.json"), TwoCities.AgreementJson("latecomer", "LATECOMER"));
+        });
+        int made = await a.ReleaseJob.RunOnceAsync(now, default);
+        Assert.Equal(a.Exchange.Releases.Count("cityb"), made);   // every window, for the new partner only
+        Assert.Equal(1, a.ReleaseJob.Lost);
+        Assert.Equal(cityEntries, a.Exchange.CityLedger.Entries().Count);
+        Assert.Contains(File.ReadLines(Path.Combine(a.DataPath, "audit.jsonl")), l => l.Contains("\"release_lost\""));
+
+        var latecomer = Released(a.Exchange, "latecomer");
+        foreach (var (cell, value) in cityb)
+        {
+            bool lost = cell.StartsWith(lostWindow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture) + "|", StringComparison.Ordinal)
+                        && cell.Contains("|traffic|", StringComparison.Ordinal);
+            if (lost) Assert.False(latecomer.ContainsKey(cell), $"{cell} was computed again");
+            else Assert.Equal(value, latecomer[cell]);
+        }
+        Assert.DoesNotContain(latecomer.Keys, k => !cityb.ContainsKey(k));
+        // The latecomer is charged for what it received: water only in the lost window.
+        var charged = a.Exchange.Ledger.Entries("latecomer").ToDictionary(e => e.WindowStart, e => e.Epsilon);
+        Assert.Equal(0.5, charged[lostWindow], 9);
+        Assert.All(charged.Where(c => c.Key != lostWindow), c => Assert.Equal(1.0, c.Value, 9));
+    }
+
+    [Fact]
     public async Task Released_figures_of_a_real_environment_cell_do_not_determine_any_device_value()
     {
         await using var cities = await TwoCities.StartAsync(services.Influx);
