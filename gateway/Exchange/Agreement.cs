@@ -56,7 +56,7 @@ public sealed class SharedMetric
 
     [JsonPropertyName("metric")] public string Metric { get; set; } = "";
 
-    /// <summary>mean, sum, count; min and max for environment metrics only.</summary>
+    /// <summary>Traffic and water: mean, sum or count (all noisy). Environment: mean or sum only (see <see cref="AgreementLoader"/>).</summary>
     [JsonPropertyName("aggregate")] public string Aggregate { get; set; } = "mean";
 
     /// <summary>k: a district × window cell needs at least this many contributing devices.</summary>
@@ -102,8 +102,60 @@ public static class AgreementLoader
         }
         var duplicate = list.GroupBy(a => a.Partner.Id).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) errors.Add($"partner '{duplicate.Key}' has more than one agreement file");
+        errors.AddRange(CrossAgreementErrors(list));
         if (errors.Count > 0) throw new AgreementException(string.Join("\n", errors));
         return list;
+    }
+
+    /// <summary>
+    /// The rules that hold across ALL agreements of the folder, because every partner gets the same
+    /// answer for a cell and partners may pool what they get:
+    /// <list type="bullet">
+    /// <item>One policy per (domain, metric, aggregate): window, clamp, granularity, ε, minDevices and
+    /// minVolume must be identical in every agreement that shares it, since the cell is computed
+    /// and noised once for all of them.</item>
+    /// <item>Environment (not personal, released exactly with k devices): at most one aggregate per
+    /// (domain, metric) across all agreements, because two exact aggregates of one cell determine
+    /// more than either (mean and sum give the device count; with min and max, refused per file, a
+    /// three-device cell is solved).</item>
+    /// </list>
+    /// Each error names the file, the metric and the other file it conflicts with.
+    /// </summary>
+    internal static IEnumerable<string> CrossAgreementErrors(IReadOnlyList<Agreement> agreements)
+    {
+        var policies = new Dictionary<(string, string, string), (Agreement A, SharedMetric M)>();
+        var exact = new Dictionary<(string, string), (Agreement A, SharedMetric M)>();
+        foreach (var a in agreements)
+        {
+            for (int i = 0; i < a.Metrics.Count; i++)
+            {
+                var m = a.Metrics[i];
+                var what = $"{a.Source}: metrics[{i}] {m.Domain}.{m.Metric} '{m.Aggregate}'";
+                if (policies.TryGetValue((m.Domain, m.Metric, m.Aggregate), out var first))
+                {
+                    if (first.A != a && PolicyDifference(first.A, first.M, a, m) is { } diff)
+                        yield return $"{what}: {diff} differs from {first.A.Source}; a cell is computed once for every partner, so its privacy policy must be identical in every agreement";
+                }
+                else policies[(m.Domain, m.Metric, m.Aggregate)] = (a, m);
+                if (m.Personal) continue;
+                if (exact.TryGetValue((m.Domain, m.Metric), out var other) && other.M.Aggregate != m.Aggregate)
+                    yield return $"{what}: {(other.A == a ? "this file" : other.A.Source)} already shares {m.Domain}.{m.Metric} as '{other.M.Aggregate}'; " +
+                                 $"at most one aggregate per {m.Domain} metric across all agreements (two exact aggregates of a cell, e.g. mean and sum, give its device count)";
+                else exact.TryAdd((m.Domain, m.Metric), (a, m));
+            }
+        }
+    }
+
+    private static string? PolicyDifference(Agreement a, SharedMetric m, Agreement b, SharedMetric n)
+    {
+        if (a.Window != b.Window) return $"window ({b.Window} against {a.Window})";
+        if (m.MinDevices != n.MinDevices) return $"minDevices ({n.MinDevices} against {m.MinDevices})";
+        if (!m.Personal) return null;
+        if (!(m.Clamp ?? []).SequenceEqual(n.Clamp ?? [])) return "clamp";
+        if (m.Granularity != n.Granularity) return $"granularity ({n.Granularity} against {m.Granularity})";
+        if (m.Epsilon != n.Epsilon) return $"epsilon ({n.Epsilon} against {m.Epsilon})";
+        if (m.MinVolume != n.MinVolume) return $"minVolume ({n.MinVolume} against {m.MinVolume})";
+        return null;
     }
 
     public static Agreement LoadFile(string path, MetricCatalog? catalog = null)
@@ -146,8 +198,15 @@ public static class AgreementLoader
                 if (!(m.Granularity > 0)) errors.Add($"{key}.granularity: must be positive");
                 if (m.MinVolume is null) errors.Add($"{key}.minVolume: required for {m.Domain} (cells below it are suppressed)");
             }
-            else if (m.Aggregate is not ("mean" or "sum" or "count" or "min" or "max"))
-                errors.Add($"{key}.aggregate: '{m.Aggregate}' is not mean, sum, count, min or max");
+            else if (m.Aggregate is "min" or "max")
+                errors.Add($"{key}.aggregate: '{m.Aggregate}' of {m.Domain}.{m.Metric} is refused: a minimum or maximum is one device's reading");
+            else if (m.Aggregate is "count")
+                errors.Add($"{key}.aggregate: 'count' of {m.Domain}.{m.Metric} is refused: an exact count is a device or reading count");
+            else if (m.Aggregate is not ("mean" or "sum"))
+                errors.Add($"{key}.aggregate: '{m.Aggregate}' of {m.Domain}.{m.Metric} is not mean or sum (the aggregates allowed for {m.Domain})");
+            for (int j = 0; j < i; j++)
+                if (a.Metrics[j].Domain == m.Domain && a.Metrics[j].Metric == m.Metric && a.Metrics[j].Aggregate == m.Aggregate)
+                    errors.Add($"{key}: {m.Domain}.{m.Metric} '{m.Aggregate}' is listed twice (also metrics[{j}])");
         }
         if (errors.Count > 0) throw new AgreementException($"{path}: " + string.Join("; ", errors));
         return a;

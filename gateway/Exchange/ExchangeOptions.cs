@@ -44,6 +44,14 @@ public sealed class ExchangeOptions
     /// <summary>How far back the release job looks for unreleased windows.</summary>
     public TimeSpan Backfill { get; set; } = TimeSpan.FromDays(1);
 
+    /// <summary>
+    /// City-wide privacy budget: the ε that may be spent on one dataset (a domain: traffic, water) in
+    /// one calendar month (UTC), summed over every release to every partner. Each cell group is
+    /// charged once whoever receives it; with this spent, no further cells of the dataset are
+    /// released that month. Default 20; between 0 (exclusive) and 1,000,000.
+    /// </summary>
+    public double CityEpsilonPerMonth { get; set; } = 20;
+
     /// <summary>Partner API requests per verified partner per minute (all of a partner's keys together).</summary>
     public int RequestsPerMinute { get; set; } = 60;
 

@@ -67,6 +67,8 @@ internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Ex
             try { CityGateway.Exchange.AgreementLoader.LoadFolder(o.AgreementsPath); }
             catch (CityGateway.Exchange.AgreementException e) { errors.Add($"Gateway:Exchange:AgreementsPath: {e.Message}"); }
             if (o.RequestsPerMinute < 1) errors.Add("Gateway:Exchange:RequestsPerMinute: must be at least 1");
+            if (!double.IsFinite(o.CityEpsilonPerMonth) || o.CityEpsilonPerMonth <= 0 || o.CityEpsilonPerMonth > CityGateway.Exchange.Privacy.PrivacyBudgetLedger.MaxEpsilon)
+                errors.Add($"Gateway:Exchange:CityEpsilonPerMonth: {o.CityEpsilonPerMonth} is not a positive ε of at most {CityGateway.Exchange.Privacy.PrivacyBudgetLedger.MaxEpsilon} (city-wide budget per dataset per month; default 20)");
             if (o.ReleaseCheckSeconds < 1) errors.Add("Gateway:Exchange:ReleaseCheckSeconds: must be at least 1");
         }
         for (int i = 0; i < o.Partners.Count; i++)

@@ -91,6 +91,63 @@ public sealed class ReleaseStore
         }
     }
 
+    /// <summary>The release file of this window exists on disk now.</summary>
+    public bool HasFile(string partner, DateTimeOffset windowStart)
+    {
+        lock (_lock)
+            return _byPartner.TryGetValue(partner, out var list) && list.Any(r => r.WindowStart == windowStart && File.Exists(r.Path));
+    }
+
+    /// <summary>
+    /// Writes again the file of a release that was recorded (<see cref="ReleaseRecords"/>) but whose
+    /// file has gone: same sequence, same window, same name; nothing happens when the file exists.
+    /// </summary>
+    public StoredRelease Restore(string partner, long sequence, DateTimeOffset windowStart, byte[] envelope)
+    {
+        lock (_lock)
+        {
+            var dir = Directory.CreateDirectory(Path.Combine(_root, partner)).FullName;
+            var path = Path.Combine(dir, $"{sequence:D10}_{windowStart.ToUnixTimeSeconds()}.json");
+            if (!_byPartner.TryGetValue(partner, out var list)) _byPartner[partner] = list = [];
+            var stored = list.FirstOrDefault(r => r.Sequence == sequence);
+            if (stored is not null && stored.WindowStart != windowStart)
+                throw new ReleaseConflictException($"sequence {sequence} for {partner} belongs to window {stored.WindowStart:O}, not {windowStart:O}");
+            if (!File.Exists(path))
+            {
+                using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+                {
+                    fs.Write(envelope);
+                    fs.Flush(flushToDisk: true);
+                }
+                FileSync.Directory(dir);
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.GroupRead);
+            }
+            if (stored is null)
+            {
+                stored = new StoredRelease(partner, sequence, windowStart, path);
+                list.Add(stored);
+                list.Sort((x, y) => x.Sequence.CompareTo(y.Sequence));
+            }
+            return stored;
+        }
+    }
+
+    /// <summary>
+    /// Records that a window was released once but neither its file nor its record survives: it is
+    /// never computed again (that would draw fresh noise), so it stays missing from the feed.
+    /// </summary>
+    public void MarkLost(string partner, DateTimeOffset windowStart, string reason)
+    {
+        var path = Path.Combine(_root, partner, $"{windowStart.ToUnixTimeSeconds()}.lost");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, reason);
+    }
+
+    public bool IsLost(string partner, DateTimeOffset windowStart) =>
+        File.Exists(Path.Combine(_root, partner, $"{windowStart.ToUnixTimeSeconds()}.lost"));
+
+    public bool IsRefused(string partner, DateTimeOffset windowStart) => File.Exists(RefusedMarker(partner, windowStart));
+
     /// <summary>Records that a window will not be released (budget exhausted), so it is not retried.</summary>
     public void MarkRefused(string partner, DateTimeOffset windowStart, string reason)
     {

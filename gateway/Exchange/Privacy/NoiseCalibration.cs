@@ -83,8 +83,11 @@ public sealed record NoisyRelease(
 /// <para><b>When ε is spent.</b> A cell with fewer than k devices is suppressed before any noise is
 /// drawn and costs nothing. Otherwise all of the noise is drawn and the full ε is spent — also when
 /// the noisy value then falls below the minimum volume and the cell is suppressed, because the
-/// suppression decision is itself a function of the noisy value. (The k-threshold uses the exact
-/// device count; it is a disclosure-control policy on top of the DP guarantee, not part of it.)</para>
+/// suppression decision is itself a function of the noisy value. (The k-threshold of
+/// <see cref="Release(IReadOnlyList{double}, ReleaseSpec)"/> uses the exact device count, which is not
+/// differentially private: the release job does not use it. It releases personal cells with
+/// <see cref="ReleaseCell(IReadOnlyList{double}, ReleaseSpec)"/>, where k is compared with a noisy
+/// count and no exact count decides anything.)</para>
 ///
 /// <para>The noisy sum and count are unbiased and are not clamped at zero; a negative noisy count or
 /// sum can be published unless a minimum volume is configured. The minimum volume is compared with
@@ -100,6 +103,7 @@ public static class NoiseCalibration
 
     public const string FewerThanK = "fewer than k devices";
     public const string BelowMinimumVolume = "below minimum volume";
+    public const string FewerThanKNoisy = "noisy device count below k";
 
     /// <summary>Share of ε given to the noisy sum of a mean; the count gets the rest.</summary>
     public const double MeanSumShare = 0.5;
@@ -216,6 +220,84 @@ public static class NoiseCalibration
         if (spec.MinVolume is { } minVolume && value < minVolume)
             return new NoisyRelease(false, BelowMinimumVolume, null, devices, spec.Epsilon, primaryScale, plan);
         return new NoisyRelease(true, null, value, devices, spec.Epsilon, primaryScale, plan);
+    }
+
+    /// <summary>
+    /// The noisy statistics a personal cell draws when the release decision itself goes through the
+    /// mechanism (see <see cref="ReleaseCell(IReadOnlyList{double}, ReleaseSpec)"/>): "mean" as in
+    /// <see cref="Plan"/> (sum at ε/2, count at ε/2; the noisy count also decides the threshold);
+    /// "sum" as a noisy sum at ε·<see cref="MeanSumShare"/> and a noisy device count at the rest, the
+    /// count used only for the threshold; "count" as one noisy count at ε. The shares add up to ε.
+    /// </summary>
+    public static IReadOnlyList<NoiseComponent> CellPlan(ReleaseSpec spec)
+    {
+        var aggregate = Validate(spec);
+        if (aggregate != Sum) return Plan(spec);
+        double sumEpsilon = spec.Epsilon * MeanSumShare;
+        return [SumComponent(spec, sumEpsilon), CountComponent(spec.Epsilon - sumEpsilon)];
+    }
+
+    /// <summary>Releases one personal cell with noise from the operating system's CSPRNG; see the overload with a source.</summary>
+    public static NoisyRelease ReleaseCell(IReadOnlyList<double> perDeviceValues, ReleaseSpec spec) =>
+        ReleaseCell(perDeviceValues, spec, CryptoRandomSource.ForCurrentThread);
+
+    /// <summary>
+    /// Releases one personal cell (traffic, water) entirely through the mechanism. This is what the
+    /// release job uses; unlike <see cref="Release(IReadOnlyList{double}, ReleaseSpec)"/> nothing is
+    /// decided on the exact number of devices.
+    ///
+    /// <para><b>Rule.</b> Every noisy statistic of <see cref="CellPlan"/> is drawn, always, also for a
+    /// cell with no device at all (the caller iterates over a data-independent set of districts), and
+    /// the full ε is spent. The cell is released iff noisy device count ≥ k
+    /// (<see cref="ReleaseSpec.MinDevices"/>) and, when set, released value ≥ minimum volume; both
+    /// tests read noisy values only, so suppression is post-processing and costs nothing more. With
+    /// <c>perDeviceValues</c> holding one clamped contribution per device (a device in one district
+    /// per window), the cell is ε-differentially private for the addition or removal of one device's
+    /// contributions in the window: the sum (Δ = max(|L|, |U|) units) and the count (Δ = 1) compose
+    /// sequentially to ε. A suppressed cell reports <see cref="NoisyRelease.Devices"/> = −1: the exact
+    /// count is not handed out, so it cannot be logged or released by mistake.</para>
+    /// </summary>
+    internal static NoisyRelease ReleaseCell(IReadOnlyList<double> perDeviceValues, ReleaseSpec spec, IRandomSource source)
+    {
+        ArgumentNullException.ThrowIfNull(perDeviceValues);
+        var plan = CellPlan(spec);
+        var aggregate = spec.Aggregate.ToLowerInvariant();
+        foreach (var v in perDeviceValues)
+            if (!double.IsFinite(v)) throw new ArgumentException($"per-device value {v} is not a finite number", nameof(perDeviceValues));
+
+        int devices = perDeviceValues.Count;
+        long noisyCount;
+        double value;
+        switch (aggregate)
+        {
+            case Count:
+                noisyCount = checked(devices + DiscreteLaplace.Sample(plan[0].Epsilon, 1, source));
+                value = noisyCount;
+                break;
+            case Sum:
+            {
+                long noisySum = checked(ClampedSumUnits(perDeviceValues, spec)
+                    + DiscreteLaplace.Sample(plan[0].Epsilon, plan[0].SensitivityUnits, source));
+                noisyCount = checked(devices + DiscreteLaplace.Sample(plan[1].Epsilon, 1, source));
+                value = FromUnits(noisySum, spec.Granularity);
+                break;
+            }
+            default:
+            {
+                long noisySum = checked(ClampedSumUnits(perDeviceValues, spec)
+                    + DiscreteLaplace.Sample(plan[0].Epsilon, plan[0].SensitivityUnits, source));
+                noisyCount = checked(devices + DiscreteLaplace.Sample(plan[1].Epsilon, 1, source));
+                var (lo, hi) = BoundUnits(spec);
+                long meanUnits = (long)Math.Round((double)noisySum / Math.Max(1, noisyCount), MidpointRounding.AwayFromZero);
+                value = FromUnits(Math.Clamp(meanUnits, lo, hi), spec.Granularity);
+                break;
+            }
+        }
+        if (noisyCount < spec.MinDevices)
+            return new NoisyRelease(false, FewerThanKNoisy, null, -1, spec.Epsilon, plan[0].Scale, plan);
+        if (spec.MinVolume is { } minVolume && value < minVolume)
+            return new NoisyRelease(false, BelowMinimumVolume, null, -1, spec.Epsilon, plan[0].Scale, plan);
+        return new NoisyRelease(true, null, value, -1, spec.Epsilon, plan[0].Scale, plan);
     }
 
     /// <summary>

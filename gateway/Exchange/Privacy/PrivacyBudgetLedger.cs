@@ -203,6 +203,12 @@ public sealed class PrivacyBudgetLedger : IDisposable
         }
     }
 
+    /// <summary>Whether a reservation under <paramref name="releaseId"/> is recorded: the ε of that release was spent.</summary>
+    public bool Contains(string releaseId)
+    {
+        lock (_lock) return _byRelease.ContainsKey(releaseId);
+    }
+
     /// <summary>The ε charged to <paramref name="partner"/> in <paramref name="period"/> ("yyyy-MM").</summary>
     public double Spent(string partner, string period)
     {

@@ -27,6 +27,8 @@ public sealed class TwoCities : IAsyncDisposable
         public required ReleaseSigner Signer { get; init; }
         public required SimulatorOptions Fleet { get; init; }
         public GatewayRunner Gateway { get; set; } = null!;
+        /// <summary>The command line the gateway was started with (a restart uses it again).</summary>
+        public string[] Args { get; set; } = [];
         /// <summary>The key this city issued to its partner (the partner uses it to read this city's feed).</summary>
         public string KeyForPartner { get; set; } = "";
         public string Url => $"http://127.0.0.1:{HttpPort}";
@@ -52,7 +54,7 @@ public sealed class TwoCities : IAsyncDisposable
           "epsilonPerMonth": {{epsilonPerMonth.ToString(System.Globalization.CultureInfo.InvariantCulture)}},
           "metrics": [
             { "domain": "environment", "metric": "pm25", "aggregate": "mean", "minDevices": 3 },
-            { "domain": "environment", "metric": "temperature", "aggregate": "max", "minDevices": 3 },
+            { "domain": "environment", "metric": "temperature", "aggregate": "mean", "minDevices": 3 },
             { "domain": "traffic", "metric": "intensity", "aggregate": "sum", "minDevices": 3,
               "clamp": [0, 2000], "granularity": 1, "epsilon": 0.5, "minVolume": 5 },
             { "domain": "water", "metric": "flow", "aggregate": "mean", "minDevices": 3,
@@ -63,7 +65,15 @@ public sealed class TwoCities : IAsyncDisposable
 
     public static Task<TwoCities> StartAsync(InfluxServer influx, params string[] extraArgsForA) => StartAsync(influx, 1000, extraArgsForA);
 
-    public static async Task<TwoCities> StartAsync(InfluxServer influx, double epsilonPerMonth, params string[] extraArgsForA)
+    public static Task<TwoCities> StartAsync(InfluxServer influx, double epsilonPerMonth, params string[] extraArgsForA) =>
+        StartAsync(influx, epsilonPerMonth, 0, extraArgsForA);
+
+    /// <summary>
+    /// <paramref name="extraPartnersOfA"/> more agreements in A's folder (partners "p01", "p02", …,
+    /// the same terms as B's, each with a key in <see cref="ExtraKeysOfA"/>): they read A's feed but
+    /// run no gateway.
+    /// </summary>
+    public static async Task<TwoCities> StartAsync(InfluxServer influx, double epsilonPerMonth, int extraPartnersOfA, params string[] extraArgsForA)
     {
         City Make(string id, int seed) => new()
         {
@@ -88,6 +98,13 @@ public sealed class TwoCities : IAsyncDisposable
             // The partner's key at this city's gateway, issued before either starts.
             city.KeyForPartner = new PartnerKeyStore(Path.Combine(city.DataPath, "partner-keys.json")).Issue(partner.Id).Key;
         }
+        var extraKeys = new Dictionary<string, string>();
+        for (int i = 1; i <= extraPartnersOfA; i++)
+        {
+            var id = $"p{i:D2}";
+            File.WriteAllText(a.Dir.File("agreements/" + id + ".json"), AgreementJson(id, id.ToUpperInvariant(), epsilonPerMonth));
+            extraKeys[id] = new PartnerKeyStore(Path.Combine(a.DataPath, "partner-keys.json")).Issue(id).Key;
+        }
         foreach (var (city, partner) in new[] { (a, b), (b, a) })
         {
             string[] args =
@@ -109,9 +126,21 @@ public sealed class TwoCities : IAsyncDisposable
                 "--Gateway:Normalisation:MaxAge=1.00:00:00",
                 .. city == a ? extraArgsForA : [],
             ];
+            city.Args = args;
             city.Gateway = await GatewayRunner.StartAsync(city.Broker.Url, influx.Url, city.Database, city.Fleet.RegistryPath!, args);
         }
-        return new TwoCities { A = a, B = b, Influx = influx };
+        return new TwoCities { A = a, B = b, Influx = influx, ExtraKeysOfA = extraKeys };
+    }
+
+    /// <summary>Keys of A's extra partners (see <see cref="StartAsync(InfluxServer, double, int, string[])"/>), by partner id.</summary>
+    public IReadOnlyDictionary<string, string> ExtraKeysOfA { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Stops a city's gateway and starts a new one on the same data folders and command line.</summary>
+    public async Task RestartAsync(City city, Action? whileStopped = null)
+    {
+        await city.Gateway.DisposeAsync();
+        whileStopped?.Invoke();
+        city.Gateway = await GatewayRunner.StartAsync(city.Broker.Url, Influx.Url, city.Database, city.Fleet.RegistryPath!, city.Args);
     }
 
     /// <summary>Publishes each city's fleet with device times spread over the last two hours and waits until stored.</summary>
