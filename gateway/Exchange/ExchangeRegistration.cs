@@ -17,6 +17,7 @@ public static class ExchangeRegistration
         if (exchange.SharesHere)
         {
             services.AddSingleton<ExchangeContext>();
+            services.AddSingleton<ReleaseJobState>();
             ExchangeEndpoints.AddExchangeRateLimiting(services, exchange);
             services.AddHostedService<ReleaseJob>();
         }

@@ -56,6 +56,7 @@ public sealed partial class ReleaseJob(
     WriterQueues channels,
     IOptions<ExchangeOptions> options,
     IServiceProvider services,
+    ReleaseJobState state,
     ILogger<ReleaseJob> logger) : BackgroundService
 {
     private readonly ExchangeOptions _options = options.Value;
@@ -77,14 +78,22 @@ public sealed partial class ReleaseJob(
         // The first run waits one period: at start-up the journal may still be replaying data.
         while (await WaitTick(timer, stoppingToken))
         {
+            // The loop boundary: nothing the job meets may stop the host (and with it the ingestion).
             try
             {
                 await RunOnceAsync(DateTimeOffset.UtcNow, stoppingToken);
+                state.Succeeded();
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { break; }
             catch (Exception e) when (e is HttpRequestException or InfluxQueryException or ReleaseConflictException or TaskCanceledException or IOException)
             {
+                state.Failed(e.Message);
                 LogRunFailed(e.Message);
+            }
+            catch (Exception e)
+            {
+                state.Failed(e.GetType().Name + ": " + e.Message);
+                LogRunFault(e);
             }
         }
     }
@@ -374,6 +383,9 @@ public sealed partial class ReleaseJob(
 
     [LoggerMessage(EventId = 8003, Level = LogLevel.Warning, Message = "Release run failed: {Error}; retrying at the next check")]
     private partial void LogRunFailed(string error);
+
+    [LoggerMessage(EventId = 8009, Level = LogLevel.Error, Message = "Release run failed unexpectedly; the gateway keeps ingesting and retries at the next check")]
+    private partial void LogRunFault(Exception e);
 
     [LoggerMessage(EventId = 8010, EventName = "CityBudgetExhausted", Level = LogLevel.Warning, Message = "Cells {Cells} not released to anyone: they need ε {Epsilon} and the city's budget for the dataset has {Remaining} left this month")]
     private partial void LogCityBudgetExhausted(string cells, double epsilon, double remaining);

@@ -128,6 +128,12 @@ public sealed class ExchangeHealthCheck(IOptions<ExchangeOptions> options, IServ
         var o = options.Value;
         if (!o.Enabled && o.Partners.Count == 0) return Task.FromResult(HealthCheckResult.Healthy("not configured"));
         var data = new Dictionary<string, object> { ["role"] = o.Publisher ? "publisher" : "ingest-only" };
+        var problems = new List<string>();
+        if (services.GetService<ReleaseJobState>()?.Current is { } releases)
+        {
+            data["releaseJob"] = new { ok = releases.Ok, lastError = releases.LastError, lastErrorAt = releases.LastErrorAt, lastSuccessAt = releases.LastSuccessAt };
+            if (!releases.Ok) problems.Add("release job: " + releases.LastError);
+        }
         // Only a publisher with partners runs the federation client.
         if (services.GetService<FederationClient>() is { } federation && services.GetService<FederationState>() is { } state)
         {
@@ -139,11 +145,10 @@ public sealed class ExchangeHealthCheck(IOptions<ExchangeOptions> options, IServ
                 partner = p.Partner, ok = p.Ok, detail = p.Detail, lastError = p.LastError, lastErrorAt = p.LastErrorAt,
                 lastSuccessAt = p.LastSuccessAt, lastSequence = p.LastSequence, refused = state.RefusedCount(p.Partner),
             }).ToArray();
-            var failing = partners.Where(p => !p.Ok).ToArray();
-            if (failing.Length > 0)
-                return Task.FromResult(HealthCheckResult.Degraded(
-                    string.Join("; ", failing.Select(p => $"partner {p.Partner}: {p.LastError}")), data: data));
+            problems.AddRange(partners.Where(p => !p.Ok).Select(p => $"partner {p.Partner}: {p.LastError}"));
         }
-        return Task.FromResult(HealthCheckResult.Healthy((string)data["role"], data));
+        return Task.FromResult(problems.Count > 0
+            ? HealthCheckResult.Degraded(string.Join("; ", problems), data: data)
+            : HealthCheckResult.Healthy((string)data["role"], data));
     }
 }

@@ -331,22 +331,19 @@ public sealed class AuditCheckpointTests : IDisposable
         var first = new ExchangeContext(options);
         Assert.Null(first.Checkpoints.Latest); // an empty log: nothing to sign
         first.Audit.Append("pull", new JsonObject { ["partner"] = "cityb" });
-        first.Audit.Dispose();
-        first.Ledger.Dispose();
+        first.Dispose();
 
         var second = new ExchangeContext(options);
         var latest = second.Checkpoints.Latest!;
         Assert.Equal(1, (long)latest["payload"]!["seq"]!);
         Assert.Equal(second.Audit.Head.Hash, (string)latest["payload"]!["head"]!);
         Assert.True(SignedDocument.VerifyEnvelope(latest, _signer.PublicKeyPem, out _));
-        second.Audit.Dispose();
-        second.Ledger.Dispose();
+        second.Dispose();
 
         var third = new ExchangeContext(options); // nothing moved
         Assert.True(JsonNode.DeepEquals(latest, third.Checkpoints.Latest));
         Assert.Single(File.ReadAllLines(file));
-        third.Audit.Dispose();
-        third.Ledger.Dispose();
+        third.Dispose();
     }
 
     [Fact]
