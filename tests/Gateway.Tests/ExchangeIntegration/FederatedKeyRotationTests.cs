@@ -62,8 +62,9 @@ public sealed class FederatedKeyRotationTests(ServicesFixture services, ITestOut
         Assert.Contains(newSigner.KeyId, trusted);
         // What B stored spans both keys' releases.
         var sequences = (await services.Influx.RowsAsync(b.Database, $"SELECT max(sequence) AS s, min(sequence) AS f FROM \"partner\" WHERE \"city\" = '{a.Id}'"))[0];
-        Assert.Equal(lastAfter, (long)sequences["s"].GetDouble());
-        Assert.Equal(1, (long)sequences["f"].GetDouble());
+        // (a release whose every cell fell below its noisy threshold has no rows to store)
+        Assert.True((long)sequences["s"].GetDouble() > lastBefore, "nothing stored from a release under the new key");
+        Assert.True((long)sequences["f"].GetDouble() <= lastBefore, "nothing stored from a release under the old key");
 
         // A's side: the feed serves every release, each verifying with the published key it names.
         using var http = new HttpClient();
