@@ -244,7 +244,9 @@ public static partial class ExchangeEndpoints
             metrics = a.Metrics.Select(m => new
             {
                 m.Domain, m.Metric, m.Aggregate, m.MinDevices,
-                privacy = m.Personal ? "k devices, clamped contributions, discrete Laplace noise, minimum volume" : "k devices",
+                privacy = m.Personal
+                    ? "differential privacy: clamped contributions, discrete Laplace noise on sum and device count, released when the noisy count reaches k and the noisy value the minimum volume"
+                    : "exact aggregate of at least k devices, rounded to 0.01",
                 epsilon = m.Personal ? m.Epsilon : (double?)null,
                 clamp = m.Personal ? m.Clamp : null,
                 granularity = m.Personal ? m.Granularity : (double?)null,
