@@ -87,13 +87,32 @@ public sealed class ServiceProcess : IDisposable
         return dirs.Select(d => Path.Combine(d, file)).FirstOrDefault(File.Exists);
     }
 
-    /// <summary>A loopback TCP port that is free right now.</summary>
+    /// <summary>
+    /// A loopback TCP port that is free right now, below the kernel's ephemeral range (32768 and
+    /// up on Linux): a port from that range, once released, can be taken by the source end of any
+    /// outgoing connection before the listener it was meant for binds it. Ports are handed out in
+    /// turn from a random start, so two callers in one run do not get the same one.
+    /// </summary>
     public static int FreePort()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        for (int attempt = 0; attempt < 2000; attempt++)
+        {
+            int port = LowPortStart + (int)((uint)Interlocked.Increment(ref s_nextPort) % (uint)LowPortCount);
+            try
+            {
+                using var l = new TcpListener(IPAddress.Loopback, port);
+                l.Start();
+                return port;
+            }
+            catch (SocketException) { }
+        }
+        using var any = new TcpListener(IPAddress.Loopback, 0);
+        any.Start();
+        return ((IPEndPoint)any.LocalEndpoint).Port;
     }
+
+    private const int LowPortStart = 20000, LowPortCount = 12000;
+    private static int s_nextPort = Random.Shared.Next(LowPortCount);
 
     public static bool PortOpen(int port)
     {
