@@ -69,6 +69,10 @@ listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location $state/mosquitto/
+# Run as whoever runs this script: started as root, mosquitto would otherwise switch to the user
+# "mosquitto", which cannot write its persistence file here, and the gateway's persistent session
+# (with the QoS 1 messages waiting in it) would not survive a restart of the stack.
+user $(id -un)
 # The gateway's persistent session must be able to hold what arrives while it is paused or down.
 max_queued_messages 1000000
 log_dest stdout
