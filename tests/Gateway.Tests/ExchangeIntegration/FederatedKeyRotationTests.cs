@@ -61,7 +61,11 @@ public sealed class FederatedKeyRotationTests(ServicesFixture services, ITestOut
         Assert.Contains(oldKeyId, trusted);
         Assert.Contains(newSigner.KeyId, trusted);
         // What B stored spans both keys' releases.
-        var sequences = (await services.Influx.RowsAsync(b.Database, $"SELECT max(sequence) AS s, min(sequence) AS f FROM \"partner\" WHERE \"city\" = '{a.Id}'"))[0];
+        // (accepted values reach InfluxDB through the writer's queue: wait for them)
+        var query = $"SELECT max(sequence) AS s, min(sequence) AS f FROM \"partner\" WHERE \"city\" = '{a.Id}'";
+        await Wait.UntilAsync(async () => (await services.Influx.RowsAsync(b.Database, query)) is [var row, ..] && (long)row["s"].GetDouble() > lastBefore,
+            TimeSpan.FromSeconds(30), () => $"{b.Id} stored nothing from {a.Id}'s releases under the new key");
+        var sequences = (await services.Influx.RowsAsync(b.Database, query))[0];
         // (a release whose every cell fell below its noisy threshold has no rows to store)
         Assert.True((long)sequences["s"].GetDouble() > lastBefore, "nothing stored from a release under the new key");
         Assert.True((long)sequences["f"].GetDouble() <= lastBefore, "nothing stored from a release under the old key");
