@@ -60,23 +60,11 @@ public sealed class ExchangeRoleTests(ServicesFixture services, ITestOutputHelpe
         await using var ingester = await GatewayRunner.StartAsync(broker.Url, services.Influx.Url, db, fleet.RegistryPath, Config("ingester", false));
 
         // Both take a share of the city's data, all of it lands in the one database.
-        var messages = FleetSimulator.Generate(fleet, DateTimeOffset.UtcNow.AddHours(-2), TimeSpan.FromSeconds(5)).ToList();
-        using (var pub = await Publisher.ConnectAsync(broker.Url))
-        {
-            foreach (var m in messages) pub.Publish(m.Topic, m.Payload);
-            await pub.FlushAsync();
-        }
-        long stored = 0;
-        await Wait.UntilAsync(async () =>
-        {
-            stored = 0;
-            foreach (var domain in Faults.Delivery.Measurements) stored += await services.Influx.CountAsync(db, domain, "seq");
-            return stored >= messages.Count;
-        }, TimeSpan.FromSeconds(60), () => $"stored {stored} of {messages.Count}");
-        output.WriteLine($"publisher received {publisher.Metrics.Received}, ingest-only instance {ingester.Metrics.Received} of {messages.Count}");
+        int published = await FleetFeed.PublishAndWaitAsync(services.Influx, broker.Url, db, fleet);
+        output.WriteLine($"publisher received {publisher.Metrics.Received}, ingest-only instance {ingester.Metrics.Received} of {published}");
         Assert.True(ingester.Metrics.Received > 0, "the ingest-only instance got no share of the messages");
         Assert.True(publisher.Metrics.Received > 0, "the publisher got no share of the messages");
-        Assert.Equal(messages.Count, publisher.Metrics.Received + ingester.Metrics.Received);
+        Assert.Equal(published, publisher.Metrics.Received + ingester.Metrics.Received);
 
         // The ingest-only instance: no release job, no exchange state, no federation client, no partner API.
         Assert.Empty(ingester.Services.GetServices<IHostedService>().OfType<ReleaseJob>());

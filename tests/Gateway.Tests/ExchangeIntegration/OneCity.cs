@@ -99,22 +99,7 @@ public sealed class OneCity : IAsyncDisposable
     }
 
     /// <summary>Publishes the fleet with device times over the last two hours and waits until stored.</summary>
-    public async Task FeedAsync()
-    {
-        var messages = FleetSimulator.Generate(Fleet, DateTimeOffset.UtcNow.AddHours(-2), TimeSpan.FromSeconds(5)).ToList();
-        using (var pub = await Publisher.ConnectAsync(Broker.Url))
-        {
-            foreach (var m in messages) pub.Publish(m.Topic, m.Payload);
-            await pub.FlushAsync();
-        }
-        long stored = 0;
-        await Wait.UntilAsync(async () =>
-        {
-            stored = 0;
-            foreach (var domain in new[] { "traffic", "water", "environment" }) stored += await _influx.CountAsync(Database, domain, "seq");
-            return stored >= messages.Count;
-        }, TimeSpan.FromSeconds(60), () => $"stored {stored} of {messages.Count}");
-    }
+    public Task FeedAsync() => FleetFeed.PublishAndWaitAsync(_influx, Broker.Url, Database, Fleet);
 
     /// <summary>
     /// An HTTP client whose connections come from <paramref name="localAddress"/> (any 127.x.y.z is

@@ -146,22 +146,9 @@ public sealed class TwoCities : IAsyncDisposable
     /// <summary>Publishes each city's fleet with device times spread over the last two hours and waits until stored.</summary>
     public async Task FeedAsync()
     {
+        // 72 devices × 20 messages, one every 5 s of simulated time: each device reports every 6 minutes.
         foreach (var city in new[] { A, B })
-        {
-            var start = DateTimeOffset.UtcNow.AddHours(-2);
-            // 72 devices × 20 messages, one every 5 s of simulated time: each device reports every 6 minutes.
-            var messages = FleetSimulator.Generate(city.Fleet, start, TimeSpan.FromSeconds(5)).ToList();
-            using var pub = await Publisher.ConnectAsync(city.Broker.Url);
-            foreach (var m in messages) pub.Publish(m.Topic, m.Payload);
-            await pub.FlushAsync();
-            long expected = messages.Count;
-            await Wait.UntilAsync(async () =>
-            {
-                long stored = 0;
-                foreach (var domain in new[] { "traffic", "water", "environment" }) stored += await Influx.CountAsync(city.Database, domain, "seq");
-                return stored >= expected;
-            }, TimeSpan.FromSeconds(60), () => $"{city.Id}: fleet data not stored");
-        }
+            await FleetFeed.PublishAndWaitAsync(Influx, city.Broker.Url, city.Database, city.Fleet, city.Id + ": ");
     }
 
     public async ValueTask DisposeAsync()
