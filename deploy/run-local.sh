@@ -64,19 +64,8 @@ dotnet build "$root/gateway/Gateway.csproj" -c Release --nologo -v quiet -o "$st
 dotnet build "$root/simulators/Simulators.csproj" -c Release --nologo -v quiet -o "$state/bin/simulators" >>"$state/logs/build.log" 2>&1 \
   || { echo "error: build failed, see $state/logs/build.log" >&2; exit 1; }
 
-cat > "$state/mosquitto/mosquitto.conf" <<CONF
-listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $state/mosquitto/
-# Run as whoever runs this script: started as root, mosquitto would otherwise switch to the user
-# "mosquitto", which cannot write its persistence file here, and the gateway's persistent session
-# (with the QoS 1 messages waiting in it) would not survive a restart of the stack.
-user $(id -un)
-# The gateway's persistent session must be able to hold what arrives while it is paused or down.
-max_queued_messages 1000000
-log_dest stdout
-CONF
+sed -e "s|@PORT@|$MQTT_PORT|g" -e "s|@DATA@|$state/mosquitto|g" -e "s|@USER@|$(id -un)|g" \
+  deploy/mosquitto/local.conf.template > "$state/mosquitto/mosquitto.conf"
 mosquitto -c "$state/mosquitto/mosquitto.conf" >"$state/logs/mosquitto.log" 2>&1 &
 pids+=($!)
 
