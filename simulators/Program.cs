@@ -93,9 +93,6 @@ namespace CityGateway.Simulators
             if (o.Duration is { } d) limit += string.Create(CultureInfo.InvariantCulture, $", for {d.TotalSeconds:0.###} s");
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"simulating {fleet.Devices.Count} devices of {o.City} ({o.TrafficDevices} traffic, {o.WaterDevices} water, {o.EnvironmentDevices} environment; formats {string.Join(",", o.Formats)}) at {(o.Rate > 0 ? $"{o.Rate} msg/s" : "full speed")}{limit} -> {o.BrokerUrl}"));
-            if (o.Backfill is { } window)
-                Console.Error.WriteLine($"backfill: the last {DurationText.Format(window)}, one reading per device every {DurationText.Format(o.BackfillInterval)} "
-                    + $"({FleetSimulator.BackfillCount(o, fleet.Devices.Count)} messages, QoS {o.BackfillQos}), then live");
             if (!string.IsNullOrEmpty(o.RegistryPath)) Console.Error.WriteLine($"registry: {o.RegistryPath}");
 
             SimulationReport report;
