@@ -3,35 +3,29 @@ namespace CityGateway.Simulators;
 /// <summary>The simulated devices of one run and the LoRaWAN network they appear to use.</summary>
 public sealed class Fleet
 {
-    /// <summary>Approximate centre of the simulated city.</summary>
+    /// <summary>Approximate centre of the default simulated city (<see cref="CityMap.Default"/>).</summary>
     public const double CentreLatitude = 45.7640;
     public const double CentreLongitude = 4.8357;
 
     /// <summary>The Things Stack tenant in uplink topics.</summary>
     public const string TtsTenant = "ttn";
 
-    /// <summary>Districts and their offsets from the city centre (degrees).</summary>
-    private static readonly (string Name, double DLat, double DLon)[] DistrictList =
-    [
-        ("centre", 0.000, 0.000),
-        ("harbour", -0.016, -0.024),
-        ("riverside", 0.011, -0.017),
-        ("old-town", 0.006, 0.012),
-        ("north-hills", 0.031, 0.009),
-        ("airport", -0.034, 0.047),
-    ];
-
-    public static IReadOnlyList<string> Districts { get; } = DistrictList.Select(d => d.Name).ToArray();
+    /// <summary>The default city's districts (see <see cref="CityMap"/>).</summary>
+    public static IReadOnlyList<string> Districts => CityMap.DefaultDistrictNames;
 
     private static readonly string[] Prefixes = ["trf", "wat", "env"];
 
-    private Fleet(string city, IReadOnlyList<SimulatedDevice> devices)
+    private Fleet(string city, CityMap map, IReadOnlyList<SimulatedDevice> devices)
     {
         City = city;
+        Map = map;
         Devices = devices;
     }
 
     public string City { get; }
+
+    /// <summary>The city's centre and districts the devices are placed in.</summary>
+    public CityMap Map { get; }
 
     /// <summary>Devices in publishing order: trf-0001, wat-0001, env-0001, trf-0002, ...</summary>
     public IReadOnlyList<SimulatedDevice> Devices { get; }
@@ -48,11 +42,12 @@ public sealed class Fleet
     public static string ApplicationNameFor(string city) => city.ToLowerInvariant() + "-sensors";
 
     /// <summary>Builds the devices for <paramref name="o"/>. Everything but the topics' application ids
-    /// depends only on the seed and the device counts.</summary>
+    /// depends only on the seed, the device counts and the city's map (districts and centre).</summary>
     public static Fleet Create(SimulatorOptions o)
     {
         o.Validate();
         var formats = o.NormalisedFormats();
+        var map = o.Map();
         int[] counts = [o.TrafficDevices, o.WaterDevices, o.EnvironmentDevices];
         var perDomain = new List<SimulatedDevice>[3];
         for (int d = 0; d < 3; d++)
@@ -69,7 +64,7 @@ public sealed class Fleet
                 var format = formats[i % formats.Count];
                 var id = $"{Prefixes[d]}-{i + 1:D4}";
                 var place = new Random(Identifiers.DeviceSeed(o.Seed, d, i, 1));
-                var (district, site, lat, lon) = Place(place, type);
+                var (district, site, lat, lon) = map.Place(place, type);
                 string? lane = domain == "traffic" ? (place.Next(2) + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
                 var model = type.CreateModel(new Random(Identifiers.DeviceSeed(o.Seed, d, i, 2)));
                 var radio = new Random(Identifiers.DeviceSeed(o.Seed, d, i, 3));
@@ -88,16 +83,10 @@ public sealed class Fleet
         for (int i = 0; i < counts.Max(); i++)
             for (int d = 0; d < 3; d++)
                 if (i < counts[d]) ordered.Add(perDomain[d][i]);
-        return new Fleet(o.City, ordered);
+        return new Fleet(o.City, map, ordered);
     }
 
-    /// <summary>Draws a district, a site of the type and a position within the district from <paramref name="place"/>.</summary>
-    internal static (string District, string Site, double Latitude, double Longitude) Place(Random place, DeviceTypeSpec type)
-    {
-        var (district, dLat, dLon) = DistrictList[place.Next(DistrictList.Length)];
-        var site = $"{type.SitePrefix}-{place.Next(1, 60)}";
-        double lat = Math.Round(CentreLatitude + dLat + (place.NextDouble() - 0.5) * 0.008, 6);
-        double lon = Math.Round(CentreLongitude + dLon + (place.NextDouble() - 0.5) * 0.011, 6);
-        return (district, site, lat, lon);
-    }
+    /// <summary>Draws a district, a site of the type and a position in the default city from <paramref name="place"/>.</summary>
+    internal static (string District, string Site, double Latitude, double Longitude) Place(Random place, DeviceTypeSpec type) =>
+        CityMap.Default.Place(place, type);
 }

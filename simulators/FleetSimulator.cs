@@ -59,23 +59,45 @@ public static class FleetSimulator
     /// Produces the messages of a run without a broker: message k of the fleet (in publishing order)
     /// is stamped <paramref name="start"/> + k * <paramref name="interval"/>. Ends when every device has
     /// sent <see cref="SimulatorOptions.MessagesPerDevice"/> messages or <see cref="SimulatorOptions.Duration"/>
-    /// of simulated time has passed; without either it does not end.
+    /// of simulated time has passed; without either it does not end. The backfill of
+    /// <see cref="RunAsync"/> is produced by the same code.
     /// </summary>
-    public static IEnumerable<PublishedMessage> Generate(SimulatorOptions o, DateTimeOffset start, TimeSpan interval)
+    public static IEnumerable<PublishedMessage> Generate(SimulatorOptions o, DateTimeOffset start, TimeSpan interval) =>
+        Generate(Fleet.Create(o), start, interval, o.Duration, o.MessagesPerDevice, o.CurveTime);
+
+    /// <summary>The fleet's message interval for a backfill in which each device reports once every
+    /// <see cref="SimulatorOptions.BackfillInterval"/>: the devices take turns, evenly spaced.</summary>
+    public static TimeSpan BackfillFleetInterval(SimulatorOptions o, int devices) => o.BackfillInterval / devices;
+
+    /// <summary>How many messages the backfill of <see cref="SimulatorOptions.Backfill"/> publishes
+    /// for a fleet of <paramref name="devices"/> (0 without a backfill).</summary>
+    public static long BackfillCount(SimulatorOptions o, int devices)
     {
-        var fleet = Fleet.Create(o);
+        if (o.Backfill is not { } window) return 0;
+        long step = BackfillFleetInterval(o, devices).Ticks;
+        return (window.Ticks + step - 1) / step;
+    }
+
+    /// <summary>Advances <paramref name="fleet"/>'s devices: message k is stamped <paramref name="start"/>
+    /// + k * <paramref name="interval"/> until <paramref name="duration"/> of simulated time or
+    /// <paramref name="messagesPerDevice"/> more messages per device.</summary>
+    private static IEnumerable<PublishedMessage> Generate(Fleet fleet, DateTimeOffset start, TimeSpan interval, TimeSpan? duration,
+        int? messagesPerDevice, DateTimeOffset? curveTime)
+    {
         long startMs = start.ToUnixTimeMilliseconds();
+        var already = fleet.Devices.Select(d => d.Sequence).ToArray();
         long k = 0;
         while (true)
         {
             bool any = false;
-            foreach (var device in fleet.Devices)
+            for (int i = 0; i < fleet.Devices.Count; i++)
             {
-                if (o.MessagesPerDevice is { } limit && device.Sequence >= limit) continue;
+                var device = fleet.Devices[i];
+                if (messagesPerDevice is { } limit && device.Sequence - already[i] >= limit) continue;
                 var offset = interval * k;
-                if (o.Duration is { } duration && offset >= duration) yield break;
+                if (duration is { } d && offset >= d) yield break;
                 any = true;
-                var (seq, ts, values) = device.Next(startMs + (long)offset.TotalMilliseconds, o.CurveTime);
+                var (seq, ts, values) = device.Next(startMs + (long)offset.TotalMilliseconds, curveTime);
                 yield return Payloads.Build(fleet, device, seq, ts, values);
                 k++;
             }
@@ -84,13 +106,15 @@ public static class FleetSimulator
     }
 
     /// <summary>
-    /// Writes the registry (when <see cref="SimulatorOptions.RegistryPath"/> is set), connects and
-    /// publishes until the limits are reached or <paramref name="ct"/> is cancelled, waits for the
+    /// Writes the registry (when <see cref="SimulatorOptions.RegistryPath"/> is set), connects,
+    /// publishes the backfill (when <see cref="SimulatorOptions.Backfill"/> is set), then publishes
+    /// live until the limits are reached or <paramref name="ct"/> is cancelled, waits for the
     /// outstanding acknowledgements, and returns the report (also written to
     /// <see cref="SimulatorOptions.ReportPath"/>). <paramref name="onPublished"/> is called on the
-    /// publishing task for every message the client accepted. Cancellation ends the run normally with
-    /// <see cref="SimulationReport.Cancelled"/> set. Throws <see cref="SimulatorConnectionException"/>
-    /// when the broker cannot be reached within <see cref="SimulatorOptions.ConnectTimeout"/>.
+    /// publishing task for every message the client accepted, backfilled ones included. Cancellation
+    /// ends the run normally with <see cref="SimulationReport.Cancelled"/> set. Throws
+    /// <see cref="SimulatorConnectionException"/> when the broker cannot be reached within
+    /// <see cref="SimulatorOptions.ConnectTimeout"/>.
     /// </summary>
     public static async Task<SimulationReport> RunAsync(SimulatorOptions o, Action<PublishedMessage>? onPublished = null, CancellationToken ct = default)
     {
@@ -108,7 +132,6 @@ public static class FleetSimulator
             Devices = fleet.Devices.Count,
         };
         var domains = DeviceTypes.Domains;
-        var byDomain = new long[domains.Length];
         var rejectedByDomain = new long[domains.Length];
         foreach (var d in fleet.Devices)
         {
@@ -117,17 +140,27 @@ public static class FleetSimulator
             report.ByDevice[d.Key] = 0;
         }
         long target = o.MessagesPerDevice is { } m ? (long)m * fleet.Devices.Count : 0;
-        long failed = 0;
+        long backfillTarget = BackfillCount(o, fleet.Devices.Count);
         var clock = Stopwatch.StartNew();
 
         MqttPublisher? publisher = null;
-        using var progress = new ProgressLine(o.Progress, () => ProgressLine.Format(clock.Elapsed,
-            publisher?.Published ?? 0, target, publisher?.Acknowledged ?? 0, publisher?.Outstanding ?? 0,
-            Interlocked.Read(ref failed) + (publisher?.Rejected ?? 0), publisher?.IsConnected ?? false, o.Qos));
+        var run = new Run(o, fleet, report, onPublished);
+        using var progress = new ProgressLine(o.Progress, () =>
+        {
+            long published = publisher?.Published ?? 0, backfilled = Interlocked.Read(ref run.Backfilled);
+            bool backfilling = Volatile.Read(ref run.Backfilling);
+            return ProgressLine.Format(clock.Elapsed, backfilling ? "backfill" : "published",
+                backfilling ? published : published - backfilled, backfilling ? backfillTarget : target,
+                publisher?.Acknowledged ?? 0, publisher?.Outstanding ?? 0,
+                run.Failed + (publisher?.Rejected ?? 0), publisher?.IsConnected ?? false, o.Qos)
+                + (!backfilling && backfilled > 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"  (+{backfilled} backfilled)") : "");
+        });
         var sink = o.Log;
         Action<string> log = sink is null ? _ => { } : progress.Enabled ? msg => progress.Log(sink, msg) : sink;
+        run.Log = log;
 
         publisher = new MqttPublisher(o, log, tag => Interlocked.Increment(ref rejectedByDomain[tag]));
+        run.Publisher = publisher;
         try
         {
             try
@@ -141,11 +174,17 @@ public static class FleetSimulator
 
             if (!report.Cancelled)
             {
-                clock.Restart();
                 try
                 {
-                    await PublishLoopAsync(o, fleet, publisher, byDomain, report, onPublished, log,
-                        () => Interlocked.Increment(ref failed), clock, ct).ConfigureAwait(false);
+                    if (o.Backfill is { } window)
+                    {
+                        Volatile.Write(ref run.Backfilling, true);
+                        clock.Restart();
+                        await BackfillAsync(run, window, log, ct).ConfigureAwait(false);
+                        Volatile.Write(ref run.Backfilling, false);
+                    }
+                    clock.Restart();
+                    await PublishLoopAsync(run, clock, ct).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {
@@ -162,36 +201,87 @@ public static class FleetSimulator
 
         report.FinishedAt = DateTimeOffset.UtcNow;
         report.Published = publisher.Published;
+        report.Backfilled = Interlocked.Read(ref run.Backfilled);
         report.Acknowledged = publisher.Acknowledged;
         report.Rejected = publisher.Rejected;
-        report.Failed = Interlocked.Read(ref failed) + publisher.Rejected;
+        report.Failed = run.Failed + publisher.Rejected;
         for (int i = 0; i < domains.Length; i++)
         {
             if (!report.ByDomain.ContainsKey(domains[i])) continue;
-            report.ByDomain[domains[i]] = byDomain[i];
-            report.ExpectedPoints[domains[i]] = byDomain[i] - Interlocked.Read(ref rejectedByDomain[i]);
+            report.ByDomain[domains[i]] = run.ByDomain[i];
+            report.ExpectedPoints[domains[i]] = run.ByDomain[i] - Interlocked.Read(ref rejectedByDomain[i]);
         }
         if (!string.IsNullOrEmpty(o.ReportPath)) WriteFile(o.ReportPath, report.ToJson() + "\n");
         return report;
     }
 
-    private static async Task PublishLoopAsync(SimulatorOptions o, Fleet fleet, MqttPublisher publisher, long[] byDomain,
-        SimulationReport report, Action<PublishedMessage>? onPublished, Action<string> log, Action countFailure,
-        Stopwatch clock, CancellationToken ct)
+    /// <summary>The state one run's publishing shares between the backfill and the live phase.</summary>
+    private sealed class Run(SimulatorOptions o, Fleet fleet, SimulationReport report, Action<PublishedMessage>? onPublished)
     {
+        public readonly SimulatorOptions Options = o;
+        public readonly Fleet Fleet = fleet;
+        public readonly SimulationReport Report = report;
+        public readonly Action<PublishedMessage>? OnPublished = onPublished;
+        public readonly long[] ByDomain = new long[DeviceTypes.Domains.Length];
+        public readonly Dictionary<string, int> DomainIndex =
+            DeviceTypes.Domains.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => x.i);
+        public MqttPublisher Publisher = null!;
+        public Action<string> Log = _ => { };
+        public long Backfilled;
+        public bool Backfilling;
+        private long _failed;
+
+        public long Failed => Interlocked.Read(ref _failed);
+
+        public long CountFailure() => Interlocked.Increment(ref _failed);
+    }
+
+    /// <summary>
+    /// The readings the devices buffered while "offline": [now - window, now) at one reading per
+    /// device per <see cref="SimulatorOptions.BackfillInterval"/>, in time order, each with its own
+    /// timestamp, at <see cref="SimulatorOptions.BackfillQos"/> and as fast as the in-flight window
+    /// allows. <see cref="SimulatorOptions.MessagesPerDevice"/> and <see cref="SimulatorOptions.Duration"/>
+    /// are the live phase's and do not count it.
+    /// </summary>
+    private static async Task BackfillAsync(Run run, TimeSpan window, Action<string> log, CancellationToken ct)
+    {
+        var o = run.Options;
+        var end = DateTimeOffset.UtcNow;
+        var start = end - window;
+        var interval = BackfillFleetInterval(o, run.Fleet.Devices.Count);
+        run.Report.BackfillFrom = start;
+        run.Report.BackfillTo = end;
+        run.Report.BackfillIntervalSeconds = o.BackfillInterval.TotalSeconds;
+        log(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"backfill: {BackfillCount(o, run.Fleet.Devices.Count)} readings from {start:u} to {end:u}, one per device every {DurationText.Format(o.BackfillInterval)}, QoS {o.BackfillQos}"));
+        foreach (var message in Generate(run.Fleet, start, interval, window, null, o.CurveTime))
+        {
+            ct.ThrowIfCancellationRequested();
+            if (!run.Publisher.IsConnected) await run.Publisher.WaitConnectedAsync(Stopwatch.StartNew(), null, ct).ConfigureAwait(false);
+            await run.Publisher.AcquireAsync(ct).ConfigureAwait(false);
+            if (!await PublishAsync(run, message, o.BackfillQos, null, null, ct).ConfigureAwait(false)) return;
+        }
+    }
+
+    private static async Task PublishLoopAsync(Run run, Stopwatch clock, CancellationToken ct)
+    {
+        var o = run.Options;
+        var fleet = run.Fleet;
+        var publisher = run.Publisher;
         // Message k is due at origin + k / rate. After a stall (broker away, in-flight window full)
         // the origin moves forward instead of bursting to catch up.
         double origin = 0;
         long k = 0;
-        long failures = 0;
-        var domainIndex = DeviceTypes.Domains.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => x.i);
+        // The live limit counts live messages only, not the backfilled ones.
+        var already = fleet.Devices.Select(d => d.Sequence).ToArray();
         while (true)
         {
             bool any = false;
-            foreach (var device in fleet.Devices)
+            for (int i = 0; i < fleet.Devices.Count; i++)
             {
+                var device = fleet.Devices[i];
                 ct.ThrowIfCancellationRequested();
-                if (o.MessagesPerDevice is { } limit && device.Sequence >= limit) continue;
+                if (o.MessagesPerDevice is { } limit && device.Sequence - already[i] >= limit) continue;
                 if (o.Duration is { } duration && clock.Elapsed >= duration) return;
                 any = true;
 
@@ -216,33 +306,43 @@ public static class FleetSimulator
 
                 var (seq, ts, values) = device.Next(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), o.CurveTime);
                 var message = Payloads.Build(fleet, device, seq, ts, values);
-                int domain = domainIndex[device.Domain];
                 k++;
-                while (true)
-                {
-                    if (publisher.Publish(message.Topic, message.Payload, o.Qos, domain, out var error, out bool disconnected))
-                    {
-                        byDomain[domain]++;
-                        report.ByFormat[device.Format]++;
-                        report.ByDevice[device.Key]++;
-                        onPublished?.Invoke(message);
-                        break;
-                    }
-                    if (disconnected)
-                    {
-                        // The connection dropped between the check above and the publish: send the same
-                        // message again once it is back.
-                        await Task.Delay(20, ct).ConfigureAwait(false);
-                        if (!await publisher.WaitConnectedAsync(clock, o.Duration, ct).ConfigureAwait(false)) return;
-                        await publisher.AcquireAsync(ct).ConfigureAwait(false);
-                        continue;
-                    }
-                    countFailure();
-                    if (failures++ % 1000 == 0) log($"publish failed ({failures} so far): {error}");
-                    break;
-                }
+                if (!await PublishAsync(run, message, o.Qos, clock, o.Duration, ct).ConfigureAwait(false)) return;
             }
             if (!any) return;
+        }
+    }
+
+    /// <summary>Publishes <paramref name="message"/> with a slot already taken, sending it again when
+    /// the connection dropped meanwhile; false when <paramref name="until"/> passed while waiting for
+    /// the connection.</summary>
+    private static async Task<bool> PublishAsync(Run run, PublishedMessage message, int qos, Stopwatch? clock, TimeSpan? until, CancellationToken ct)
+    {
+        var publisher = run.Publisher;
+        int domain = run.DomainIndex[message.Domain];
+        while (true)
+        {
+            if (publisher.Publish(message.Topic, message.Payload, qos, domain, out var error, out bool disconnected))
+            {
+                run.ByDomain[domain]++;
+                run.Report.ByFormat[message.Format]++;
+                run.Report.ByDevice[message.Device]++;
+                if (Volatile.Read(ref run.Backfilling)) Interlocked.Increment(ref run.Backfilled);
+                run.OnPublished?.Invoke(message);
+                return true;
+            }
+            if (disconnected)
+            {
+                // The connection dropped between the check before and the publish: send the same
+                // message again once it is back.
+                await Task.Delay(20, ct).ConfigureAwait(false);
+                if (!await publisher.WaitConnectedAsync(clock ?? Stopwatch.StartNew(), until, ct).ConfigureAwait(false)) return false;
+                await publisher.AcquireAsync(ct).ConfigureAwait(false);
+                continue;
+            }
+            long failures = run.CountFailure();
+            if (failures % 1000 == 1) run.Log($"publish failed ({failures} so far): {error}");
+            return true;
         }
     }
 

@@ -287,11 +287,12 @@ internal static class Payloads
         int sf = 7 + rng.Next(4);
         int rssi = -60 - rng.Next(55);
         double snr = Math.Round(10 - (-60 - rssi) * 0.25 + rng.NextDouble() * 2, 1);
+        var (lat, lon) = fleet.Map.Near((gw - 1) * 0.02, (gw - 1) * 0.025, 5);
         return new Radio(
             $"{fleet.City.ToLowerInvariant()}-gw-{gw + 1:D2}",
             Identifiers.DevEuiFor($"gateway:{fleet.City}:{gw}"),
-            Math.Round(Fleet.CentreLatitude + (gw - 1) * 0.02, 5),
-            Math.Round(Fleet.CentreLongitude + (gw - 1) * 0.025, 5),
+            lat,
+            lon,
             40 + 15 * gw,
             rssi, snr, channel, Frequencies[channel], sf);
     }

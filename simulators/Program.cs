@@ -154,6 +154,64 @@ namespace CityGateway.Simulators
             },
         };
 
+        /// <summary>A duration option: 2h, 90m, 1h30m, 1d, 45s or 00:45:00 (see <see cref="DurationText"/>).</summary>
+        internal static Option<TimeSpan> DurationOption(string name, string description) => new(name)
+        {
+            HelpName = "DURATION",
+            Description = description,
+            CustomParser = r =>
+            {
+                var v = r.Tokens[0].Value;
+                if (v.StartsWith("--", StringComparison.Ordinal) && v.Length > 2)
+                {
+                    r.AddError($"{name} needs a value (found the option '{v}')");
+                    return default;
+                }
+                if (DurationText.TryParse(v, out var value, out var error)) return value;
+                r.AddError($"{name} {error}");
+                return default;
+            },
+        };
+
+        /// <summary>--districts a,b,c: the city's district names.</summary>
+        internal static Option<List<string>> DistrictsOption() => new("--districts")
+        {
+            HelpName = "LIST",
+            Description = "comma-separated district names of the city (lower-case letters, digits, '-'); offsets from the centre "
+                + $"are derived from the seed and the name (default {string.Join(",", CityMap.DefaultDistrictNames)})",
+            CustomParser = r =>
+            {
+                var v = r.Tokens[0].Value;
+                var names = v.Split(',', StringSplitOptions.TrimEntries).ToList();
+                try { CityMap.ValidateDistricts(names.Count == 1 && names[0].Length == 0 ? [] : names); }
+                catch (ArgumentException e) { r.AddError(e.Message); }
+                return names;
+            },
+        };
+
+        /// <summary>--centre LAT,LON in decimal degrees.</summary>
+        internal static Option<(double Latitude, double Longitude)> CentreOption() => new("--centre")
+        {
+            HelpName = "LAT,LON",
+            Description = string.Create(CultureInfo.InvariantCulture,
+                $"the city's centre in decimal degrees, e.g. 48.8566,2.3522 (default {Fleet.CentreLatitude},{Fleet.CentreLongitude})"),
+            CustomParser = r =>
+            {
+                var v = r.Tokens[0].Value;
+                var parts = v.Split(',', StringSplitOptions.TrimEntries);
+                if (parts.Length != 2
+                    || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var lat)
+                    || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var lon))
+                {
+                    r.AddError($"--centre expects LAT,LON in decimal degrees such as 48.8566,2.3522, not '{v}'");
+                    return default;
+                }
+                try { CityMap.ValidateCentre(lat, lon); }
+                catch (ArgumentException e) { r.AddError($"{e.Message} (in '{v}')"); }
+                return (lat, lon);
+            },
+        };
+
         /// <summary>The options of the MQTT fleet's command line (one set per parser: options know their commands).</summary>
         private sealed class FleetCommandLine
         {
@@ -162,6 +220,8 @@ namespace CityGateway.Simulators
             public readonly Option<string> Password = CliOptions.Text("--password", "SECRET", $"MQTT password (or set {PasswordVariable})", nonEmpty: false);
             public readonly Option<string> ClientId = CliOptions.Text("--client-id", "ID", "MQTT client id (default city-simulator-<random>)");
             public readonly Option<string> City = CliOptions.Text("--city", "NAME", "city id in the registry and LoRaWAN application names (default lumen)", nonEmpty: false);
+            public readonly Option<List<string>> Districts = DistrictsOption();
+            public readonly Option<(double Latitude, double Longitude)> Centre = CentreOption();
             public readonly Option<int> Traffic = CliOptions.Int("--traffic", "N", "traffic devices (default 10)", min: 0);
             public readonly Option<int> Water = CliOptions.Int("--water", "N", "water devices (default 10)", min: 0);
             public readonly Option<int> Environment = CliOptions.Int("--environment", "N", "environment devices (default 10)", min: 0);
@@ -173,6 +233,13 @@ namespace CityGateway.Simulators
             public readonly Option<int> Qos = CliOptions.Int("--qos", "0|1|2", "publish QoS (default 1)", min: 0, max: 2);
             public readonly Option<DateTimeOffset> CurveTime = CurveTimeOption(
                 "evaluate the daily profiles at this fixed local time instead of now: HH:mm (today) or an ISO 8601 date and time, e.g. 08:15 for rush hour");
+            public readonly Option<TimeSpan> Backfill = DurationOption("--backfill",
+                "before publishing live, every device sends the readings it buffered over the last DURATION with their own past "
+                + "timestamps, in time order, as fast as --max-in-flight allows (2h, 90m, 1h30m, 00:45:00; shorter than 7d, "
+                + "the gateway's default Gateway:Normalisation:MaxAge)");
+            public readonly Option<TimeSpan> BackfillInterval = DurationOption("--backfill-interval",
+                "each device's reading interval in the backfill window (default 1m)");
+            public readonly Option<int> BackfillQos = CliOptions.Int("--backfill-qos", "0|1|2", "QoS of the backfilled publishes (default 1)", min: 0, max: 2);
             public readonly Option<int> MaxInFlight = CliOptions.Int("--max-in-flight", "N", "unacknowledged publishes allowed at once (default 1000)", min: 1);
             public readonly Option<double> ConnectTimeout = CliOptions.Number("--connect-timeout", "SECONDS",
                 "give up when the broker is not reachable within this time (default 30)", max: 86400, positive: true);
@@ -181,8 +248,9 @@ namespace CityGateway.Simulators
             public readonly Option<bool> RegistryOnly = CliOptions.Flag("--registry-only", "write the registry (to --registry FILE, else stdout) and exit");
             public readonly Option<bool> NoProgress = CliOptions.Flag("--no-progress", "no live progress line on stderr");
 
-            public Option[] All => [Broker, Username, Password, ClientId, City, Traffic, Water, Environment, Formats, Rate, Duration,
-                MessagesPerDevice, Seed, Qos, CurveTime, MaxInFlight, ConnectTimeout, Registry, Report, RegistryOnly, NoProgress];
+            public Option[] All => [Broker, Username, Password, ClientId, City, Districts, Centre, Traffic, Water, Environment, Formats, Rate,
+                Duration, MessagesPerDevice, Seed, Qos, CurveTime, Backfill, BackfillInterval, BackfillQos, MaxInFlight, ConnectTimeout,
+                Registry, Report, RegistryOnly, NoProgress];
 
             /// <summary>The options of a parsed command line; what is not given keeps the default of <see cref="SimulatorOptions"/>.</summary>
             public ParsedCommand Bind(ParseResult r, string? passwordFromEnvironment)
@@ -194,6 +262,8 @@ namespace CityGateway.Simulators
                 if (r.Given(Password, out var password)) o.Password = password;
                 if (r.Given(ClientId, out var clientId)) o.ClientId = clientId;
                 if (r.Given(City, out var city)) o.City = city;
+                if (r.Given(Districts, out var districts)) o.Districts = districts;
+                if (r.Given(Centre, out var centre)) (o.CentreLatitude, o.CentreLongitude) = centre;
                 if (r.Given(Traffic, out var traffic)) o.TrafficDevices = traffic;
                 if (r.Given(Water, out var water)) o.WaterDevices = water;
                 if (r.Given(Environment, out var environment)) o.EnvironmentDevices = environment;
@@ -205,6 +275,9 @@ namespace CityGateway.Simulators
                 if (r.Given(Seed, out var seed)) o.Seed = seed;
                 if (r.Given(Qos, out var qos)) o.Qos = qos;
                 if (r.Given(CurveTime, out var curveTime)) o.CurveTime = curveTime;
+                if (r.Given(Backfill, out var backfill)) o.Backfill = backfill;
+                if (r.Given(BackfillInterval, out var backfillInterval)) o.BackfillInterval = backfillInterval;
+                if (r.Given(BackfillQos, out var backfillQos)) o.BackfillQos = backfillQos;
                 if (r.Given(MaxInFlight, out var maxInFlight)) o.MaxInFlight = maxInFlight;
                 if (r.Given(ConnectTimeout, out var connectTimeout)) o.ConnectTimeout = TimeSpan.FromSeconds(connectTimeout);
                 if (r.Given(Registry, out var registry)) o.RegistryPath = registry;
@@ -214,6 +287,8 @@ namespace CityGateway.Simulators
                     o.Password = passwordFromEnvironment;
                 if (o.Password is not null && string.IsNullOrEmpty(o.Username))
                     throw new UsageException("a password was given without --username");
+                if (o.Backfill is null && (r.Given(BackfillInterval, out _) || r.Given(BackfillQos, out _)))
+                    throw new UsageException("--backfill-interval and --backfill-qos need --backfill");
                 try { o.Validate(); }
                 catch (ArgumentException e) { throw new UsageException(e.Message); }
                 return result;

@@ -64,13 +64,14 @@ internal sealed class ProgressLine : IDisposable
         }
     }
 
-    public static string Format(TimeSpan elapsed, long published, long target, long acknowledged, long outstanding, long failed, bool connected, int qos)
+    /// <summary>"[00:01:02] backfill 1200/3600  acked ..." while backfilling, "[..] published 40/300 ..." live.</summary>
+    public static string Format(TimeSpan elapsed, string phase, long published, long target, long acknowledged, long outstanding, long failed, bool connected, int qos)
     {
         var c = CultureInfo.InvariantCulture;
         double rate = elapsed.TotalSeconds > 0.5 ? published / elapsed.TotalSeconds : 0;
         string of = target > 0 ? string.Create(c, $"/{target}") : "";
         string acks = qos > 0 ? string.Create(c, $"  acked {acknowledged}") : "";
         return string.Create(c,
-            $"[{elapsed:hh\\:mm\\:ss}] published {published}{of}{acks}  in flight {outstanding}  failed {failed}  {rate:0.0} msg/s{(connected ? "" : "  (disconnected)")}");
+            $"[{elapsed:hh\\:mm\\:ss}] {phase} {published}{of}{acks}  in flight {outstanding}  failed {failed}  {rate:0.0} msg/s{(connected ? "" : "  (disconnected)")}");
     }
 }

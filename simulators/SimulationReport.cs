@@ -30,6 +30,18 @@ public sealed class SimulationReport
     /// <summary>Messages handed to the MQTT client (publish accepted).</summary>
     public long Published { get; set; }
 
+    /// <summary>The part of <see cref="Published"/> that was backfilled (readings with past timestamps
+    /// sent before live publishing); 0 without a backfill.</summary>
+    public long Backfilled { get; set; }
+
+    /// <summary>The backfill window [from, to) of the device timestamps; null without a backfill.</summary>
+    public DateTimeOffset? BackfillFrom { get; set; }
+
+    public DateTimeOffset? BackfillTo { get; set; }
+
+    /// <summary>Each device's reading interval in the backfill window.</summary>
+    public double? BackfillIntervalSeconds { get; set; }
+
     /// <summary>QoS 1/2 only: publishes the broker acknowledged with a success code.</summary>
     public long Acknowledged { get; set; }
 
@@ -77,6 +89,8 @@ public sealed class SimulationReport
         sb.AppendLine(c, $"  broker        {Broker}  (QoS {Qos}, city {City}, seed {Seed}, {Devices} devices)");
         double rate = DurationSeconds > 0 ? Published / DurationSeconds : 0;
         sb.AppendLine(c, $"  published     {Published}  ({rate:0.0} msg/s)");
+        if (BackfillFrom is { } from && BackfillTo is { } to)
+            sb.AppendLine(c, $"  backfilled    {Backfilled}  (device times {from:u} .. {to:u}, one per device every {BackfillIntervalSeconds:0.###} s)");
         if (Qos > 0) sb.AppendLine(c, $"  acknowledged  {Acknowledged}");
         sb.AppendLine(c, $"  failed        {Failed}{(Rejected > 0 ? $"  ({Rejected} rejected by the broker)" : "")}");
         if (Unacknowledged > 0) sb.AppendLine(c, $"  {(Qos > 0 ? "unacknowledged" : "unsent")}  {Unacknowledged}");

@@ -19,6 +19,16 @@ public sealed class SimulatorOptions
     /// <summary>City id written to the registry; also names the LoRaWAN applications ({city}-sensors).</summary>
     public string City { get; set; } = "lumen";
 
+    /// <summary>The city's district names (lower-case letters, digits, '-'); null for the default six
+    /// (<see cref="CityMap.DefaultDistrictNames"/>). Devices are spread over them by the seed.</summary>
+    public List<string>? Districts { get; set; }
+
+    /// <summary>Latitude of the city's centre; null for the default city's.</summary>
+    public double? CentreLatitude { get; set; }
+
+    /// <summary>Longitude of the city's centre; null for the default city's.</summary>
+    public double? CentreLongitude { get; set; }
+
     public int TrafficDevices { get; set; } = 10;
 
     public int WaterDevices { get; set; } = 10;
@@ -49,6 +59,25 @@ public sealed class SimulatorOptions
 
     /// <summary>MQTT QoS of the publishes (0, 1 or 2).</summary>
     public int Qos { get; set; } = 1;
+
+    /// <summary>The gateway's default <c>Gateway:Normalisation:MaxAge</c>: readings older than this
+    /// when they arrive are quarantined, so a backfill must be shorter.</summary>
+    public static readonly TimeSpan MaxBackfill = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// When set, before live publishing every device sends the readings it buffered over
+    /// [start - Backfill, start), one every <see cref="BackfillInterval"/>, each with its own past
+    /// timestamp, in time order across the fleet, as fast as <see cref="MaxInFlight"/> allows.
+    /// Must be shorter than <see cref="MaxBackfill"/>.
+    /// </summary>
+    public TimeSpan? Backfill { get; set; }
+
+    /// <summary>How often each device took a reading during the backfill window (default one a minute).</summary>
+    public TimeSpan BackfillInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>MQTT QoS of the backfilled publishes (default 1, whatever <see cref="Qos"/> is: a
+    /// device's buffer is emptied only once the broker has the readings).</summary>
+    public int BackfillQos { get; set; } = 1;
 
     /// <summary>When set, the device registry is written to this file before publishing starts.</summary>
     public string? RegistryPath { get; set; }
@@ -95,7 +124,25 @@ public sealed class SimulatorOptions
         if (MessagesPerDevice is { } m && m < 1) throw new ArgumentException("messages per device must be at least 1");
         if (Qos is < 0 or > 2) throw new ArgumentException("QoS must be 0, 1 or 2");
         if (MaxInFlight < 1) throw new ArgumentException("max in-flight must be at least 1");
+        if (Districts is not null) CityMap.ValidateDistricts(Districts);
+        if (CentreLatitude.HasValue != CentreLongitude.HasValue) throw new ArgumentException("--centre: give both the latitude and the longitude");
+        if (CentreLatitude is { } lat && CentreLongitude is { } lon) CityMap.ValidateCentre(lat, lon);
+        if (Backfill is { } b)
+        {
+            if (b <= TimeSpan.Zero) throw new ArgumentException($"--backfill must be positive, not {DurationText.Format(b)}");
+            if (b >= MaxBackfill)
+                throw new ArgumentException($"--backfill must be shorter than {DurationText.Format(MaxBackfill)}, not {DurationText.Format(b)}: "
+                    + "the gateway quarantines readings older than Gateway:Normalisation:MaxAge (default 7 days) when they arrive");
+            if (BackfillInterval < TimeSpan.FromSeconds(1))
+                throw new ArgumentException($"--backfill-interval must be at least 1s, not {DurationText.Format(BackfillInterval)}");
+            if (BackfillInterval > b)
+                throw new ArgumentException($"--backfill-interval ({DurationText.Format(BackfillInterval)}) must not be longer than --backfill ({DurationText.Format(b)})");
+            if (BackfillQos is < 0 or > 2) throw new ArgumentException("backfill QoS must be 0, 1 or 2");
+        }
     }
+
+    /// <summary>The city's centre and districts these options describe.</summary>
+    public CityMap Map() => CityMap.Create(Districts, CentreLatitude, CentreLongitude, Seed);
 
     /// <summary>The formats in use, lower case, without repeats, in the given order.</summary>
     internal IReadOnlyList<string> NormalisedFormats() =>

@@ -22,7 +22,7 @@ public sealed class SimulatorCommandLineTests
     [
         "--broker", "--username", "--password", "--client-id", "--city", "--traffic", "--water", "--environment", "--formats", "--rate",
         "--duration", "--messages-per-device", "--seed", "--qos", "--curve-time", "--max-in-flight", "--connect-timeout", "--registry",
-        "--report", "--registry-only", "--no-progress",
+        "--report", "--registry-only", "--no-progress", "--districts", "--centre", "--backfill", "--backfill-interval", "--backfill-qos",
     ];
 
     private static readonly string[] SerialOptions =
