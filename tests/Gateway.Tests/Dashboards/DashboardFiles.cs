@@ -72,7 +72,7 @@ public static partial class DashboardFiles
     /// the file is written in one fixed layout (queries as double-quoted strings, evaluators as flow mappings).</summary>
     public static IReadOnlyList<AlertRule> AlertRules()
     {
-        var text = File.ReadAllText(Path.Combine(Folder, "provisioning", "alerting", "city-alerts.yaml"));
+        var text = File.ReadAllText(AlertsPath);
         var blocks = Regex.Split(text, @"^      - uid: ", RegexOptions.Multiline).Skip(1);
         var rules = new List<AlertRule>();
         foreach (var block in blocks)
@@ -90,6 +90,69 @@ public static partial class DashboardFiles
         }
         return rules;
     }
+
+    public const string AlertsFile = "city-alerts.yaml";
+
+    public static string AlertsPath => Path.Combine(Folder, "provisioning", "alerting", AlertsFile);
+
+    public static string ReadmePath => Path.Combine(Folder, "README.md");
+
+    /// <summary>The heading of the section of dashboards/README.md that lists the queries empty when all is well.</summary>
+    public const string ExpectedEmptyHeading = "## Empty when all is well";
+
+    /// <summary>One line of that section: <c>- `file` / **Panel or rule title** (refId X): why</c>.</summary>
+    public sealed record ExpectedEmpty(string File, string Title, string RefId, string Reason, int Line)
+    {
+        public string Key => $"{File} / {Title} (refId {RefId})";
+    }
+
+    /// <summary>
+    /// The entries of the "Empty when all is well" section of <paramref name="readmePath"/> (default
+    /// dashboards/README.md). Every list item of the section must have the fixed form; a malformed one
+    /// is a <see cref="FormatException"/> naming its line, so the list cannot silently stop matching.
+    /// </summary>
+    public static IReadOnlyList<ExpectedEmpty> ExpectedEmptyQueries(string? readmePath = null)
+    {
+        readmePath ??= ReadmePath;
+        var lines = File.ReadAllLines(readmePath);
+        int start = Array.FindIndex(lines, l => l.TrimEnd() == ExpectedEmptyHeading);
+        if (start < 0) throw new FormatException($"{readmePath}: no section \"{ExpectedEmptyHeading}\"");
+        var entries = new List<ExpectedEmpty>();
+        for (int i = start + 1; i < lines.Length && !lines[i].StartsWith("#", StringComparison.Ordinal); i++)
+        {
+            if (!lines[i].StartsWith("- ", StringComparison.Ordinal)) continue;
+            var m = ExpectedEmptyLine().Match(lines[i]);
+            if (!m.Success)
+                throw new FormatException($"{readmePath}:{i + 1}: not of the form \"- `file.json` / **Panel title** (refId A): why\": {lines[i]}");
+            entries.Add(new ExpectedEmpty(m.Groups["file"].Value, m.Groups["title"].Value, m.Groups["ref"].Value, m.Groups["why"].Value.Trim(), i + 1));
+        }
+        var repeated = entries.GroupBy(e => e.Key).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        if (repeated.Count > 0) throw new FormatException($"{readmePath}: listed twice: {string.Join(", ", repeated)}");
+        return entries;
+    }
+
+    /// <summary>Every query as "file / title (refId X)": panel targets of every dashboard and each alert rule's query A
+    /// (the keys of the "Empty when all is well" list).</summary>
+    public static IReadOnlySet<string> QueryKeys()
+    {
+        var keys = new HashSet<string>();
+        foreach (var path in DashboardPaths())
+        {
+            using var doc = Load(path);
+            foreach (var panel in Panels(doc.RootElement))
+                foreach (var t in Targets(panel))
+                    keys.Add($"{Path.GetFileName(path)} / {Title(panel)} (refId {t.GetProperty("refId").GetString()})");
+        }
+        foreach (var rule in AlertRules()) keys.Add($"{AlertsFile} / {rule.Title} (refId A)");
+        return keys;
+    }
+
+    /// <summary>Variables a panel target's alias uses, less Grafana's own alias patterns ($tag_x, $col, $m, $measurement).</summary>
+    public static IEnumerable<string> AliasVariables(string alias) =>
+        UsedVariables(alias).Where(v => !v.StartsWith("tag_", StringComparison.Ordinal) && v is not ("col" or "m" or "measurement"));
+
+    [GeneratedRegex(@"^- `(?<file>[^`]+)` / \*\*(?<title>.+?)\*\* \(refId (?<ref>[A-Za-z0-9_]+)\): (?<why>\S.*)$")]
+    private static partial Regex ExpectedEmptyLine();
 
     /// <summary>
     /// Grafana's InfluxQL macro expansion: $timeFilter, $__interval, $__interval_ms, $interval, and template

@@ -85,6 +85,17 @@ public sealed class DashboardModelTests
             else if (grid.GetProperty("x").GetInt32() + grid.GetProperty("w").GetInt32() > 24) problems.Add($"panel '{title}': wider than the grid");
             if (type is not ("row" or "text") && string.IsNullOrWhiteSpace(p.TryGetProperty("description", out var desc) ? desc.GetString() : null))
                 problems.Add($"panel '{title}': no description");
+            foreach (var used in DashboardFiles.UsedVariables(title))
+                if (!defined.Contains(used)) problems.Add($"panel '{title}': title uses ${used}, which is not a template variable");
+            if (p.TryGetProperty("repeat", out var repeat) && repeat.GetString() is { Length: > 0 } by)
+            {
+                // Grafana repeats by a variable with several values; the copies are told apart by the title.
+                var rv = DashboardFiles.Variables(d).FirstOrDefault(v => v.GetProperty("name").GetString() == by);
+                if (rv.ValueKind != JsonValueKind.Object) problems.Add($"panel '{title}': repeats by ${by}, which is not a template variable");
+                else if (!(rv.TryGetProperty("multi", out var mv) && mv.GetBoolean()) && !(rv.TryGetProperty("includeAll", out var av) && av.GetBoolean()))
+                    problems.Add($"panel '{title}': repeats by ${by}, which has neither multi nor All");
+                if (!DashboardFiles.UsedVariables(title).Contains(by)) problems.Add($"panel '{title}': repeated by ${by} but its title does not show it");
+            }
             var targets = DashboardFiles.Targets(p).ToList();
             if (targets.Count == 0)
             {
@@ -108,6 +119,9 @@ public sealed class DashboardModelTests
                 foreach (var used in DashboardFiles.UsedVariables(query))
                     if (!DashboardFiles.BuiltIns.Contains(used) && !defined.Contains(used))
                         problems.Add($"panel '{title}' {refId}: ${used} is not a template variable");
+                if (t.TryGetProperty("alias", out var alias))
+                    foreach (var used in DashboardFiles.AliasVariables(alias.GetString() ?? ""))
+                        if (!defined.Contains(used)) problems.Add($"panel '{title}' {refId}: alias uses ${used}, which is not a template variable");
             }
         }
         Assert.True(ids.Count > 0, $"{file}: no panels");
@@ -146,5 +160,156 @@ public sealed class DashboardModelTests
         var q = DashboardFiles.Expand("SELECT x FROM m WHERE \"district\" =~ /^$district$/ AND \"site\" =~ /^${site}$/ AND $timeFilter GROUP BY time($__interval) -- $__interval_ms",
             "time >= now() - 1h", "5s", vars);
         Assert.Equal("SELECT x FROM m WHERE \"district\" =~ /^(centre|old\\.town)$/ AND \"site\" =~ /^a\\/b$/ AND time >= now() - 1h GROUP BY time(5s) -- 5000", q);
+    }
+
+    /// <summary>Tags and fields of the exchange measurements as the release job (shared) and the federation client
+    /// (partner) write them; see README, "Data exchange with partner cities".</summary>
+    private static readonly Dictionary<string, string[]> ExchangeSchema = new()
+    {
+        ["shared"] = ["partner", "district", "domain", "metric", "aggregate", "value", "sequence"],
+        ["partner"] = ["city", "district", "domain", "metric", "aggregate", "value", "sequence"],
+    };
+
+    private static readonly string[] Measurements = ["traffic", "water", "environment", "sites", "gateway", "shared", "partner"];
+
+    [Fact]
+    public void Every_query_reads_measurements_the_gateway_writes_and_exchange_queries_only_its_tags_and_fields()
+    {
+        var problems = new List<string>();
+        var queries = new List<(string Where, string Query)>();
+        foreach (var path in DashboardFiles.DashboardPaths())
+        {
+            using var doc = DashboardFiles.Load(path);
+            var file = Path.GetFileName(path);
+            foreach (var v in DashboardFiles.Variables(doc.RootElement))
+                if (DashboardFiles.VariableQuery(v) is { Length: > 0 } vq) queries.Add(($"{file} ${v.GetProperty("name").GetString()}", vq));
+            foreach (var p in DashboardFiles.Panels(doc.RootElement))
+                foreach (var t in DashboardFiles.Targets(p))
+                    queries.Add(($"{file} '{DashboardFiles.Title(p)}' {t.GetProperty("refId").GetString()}", t.GetProperty("query").GetString()!));
+        }
+        foreach (var r in DashboardFiles.AlertRules()) queries.Add(($"{DashboardFiles.AlertsFile} {r.Uid}", r.Query));
+        foreach (var (where, query) in queries)
+        {
+            var from = System.Text.RegularExpressions.Regex.Matches(query, @"FROM ((?:""\w+""(?:, )?)+|/\^\(([\w|]+)\)\$/)");
+            var read = from.SelectMany(m => m.Groups[2].Success ? m.Groups[2].Value.Split('|') : m.Groups[1].Value.Split(", ").Select(x => x.Trim('"'))).ToList();
+            if (read.Count == 0 && !query.Contains("FROM (SELECT")) problems.Add($"{where}: no measurement found in {query}");
+            foreach (var m in read.Where(m => !Measurements.Contains(m))) problems.Add($"{where}: measurement {m} is not written by the gateway");
+            foreach (var m in read.Where(ExchangeSchema.ContainsKey).Distinct())
+            {
+                // Quoted names other than measurements and AS aliases must be tags or fields of the exchange measurements read.
+                var aliases = System.Text.RegularExpressions.Regex.Matches(query, @"AS ""(\w+)""").Select(a => a.Groups[1].Value).ToHashSet();
+                var allowed = read.Where(ExchangeSchema.ContainsKey).SelectMany(x => ExchangeSchema[x]).ToHashSet();
+                foreach (var name in System.Text.RegularExpressions.Regex.Matches(query, @"""(\w+)""").Select(n => n.Groups[1].Value).Distinct())
+                    if (!Measurements.Contains(name) && !aliases.Contains(name) && !allowed.Contains(name))
+                        problems.Add($"{where}: {name} is neither a tag nor a field of {string.Join(", ", read.Where(ExchangeSchema.ContainsKey).Distinct())}");
+            }
+        }
+        Assert.True(queries.Count >= 60, $"only {queries.Count} queries");
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+
+    [Theory]
+    [InlineData("exchange.json")]
+    [InlineData("city-overview.json")]
+    public void Sister_city_panels_put_our_released_values_next_to_the_partners_per_metric_and_district(string file)
+    {
+        using var doc = DashboardFiles.Load(Path.Combine(DashboardFiles.Folder, file));
+        var d = doc.RootElement;
+        var vars = DashboardFiles.Variables(d).ToDictionary(v => v.GetProperty("name").GetString()!, v => DashboardFiles.VariableQuery(v)!);
+        Assert.Equal("SHOW TAG VALUES FROM \"sites\" WITH KEY = \"city\"", vars["city"]);
+        Assert.Matches(@"^SHOW TAG VALUES FROM (""shared"", )?""partner"" WITH KEY (= ""city""|IN \(""partner"", ""city""\))$", vars["partner"]);
+        Assert.Equal("SHOW TAG VALUES FROM \"partner\" WITH KEY = \"metric\" WHERE \"city\" =~ /^$partner$/", vars["metric"]);
+
+        var panels = DashboardFiles.Panels(d).ToList();
+        var sideBySide = panels.Where(p => p.TryGetProperty("repeat", out var r) && r.GetString() == "metric").ToList();
+        Assert.NotEmpty(sideBySide);
+        foreach (var p in sideBySide)
+        {
+            var title = DashboardFiles.Title(p);
+            var targets = DashboardFiles.Targets(p).ToList();
+            var ours = Assert.Single(targets, t => t.GetProperty("query").GetString()!.Contains("FROM \"shared\""));
+            var theirs = Assert.Single(targets, t => t.GetProperty("query").GetString()!.Contains("FROM \"partner\""));
+            string Q(JsonElement t) => t.GetProperty("query").GetString()!;
+            string A(JsonElement t) => t.GetProperty("alias").GetString()!;
+            Assert.Contains("\"partner\" =~ /^$partner$/", Q(ours));
+            Assert.Contains("\"metric\" =~ /^$metric$/", Q(ours));
+            Assert.Contains("\"district\"", Q(ours)[Q(ours).IndexOf("GROUP BY", StringComparison.Ordinal)..]);
+            Assert.Contains("\"city\" =~ /^$partner$/", Q(theirs));
+            Assert.Contains("\"metric\" =~ /^$metric$/", Q(theirs));
+            Assert.Contains("\"city\", \"district\"", Q(theirs)[Q(theirs).IndexOf("GROUP BY", StringComparison.Ordinal)..]);
+            Assert.True(A(ours).StartsWith("$city $tag_district", StringComparison.Ordinal), $"'{title}': our series are not labelled by city and district: {A(ours)}");
+            Assert.True(A(theirs).StartsWith("$tag_city $tag_district", StringComparison.Ordinal), $"'{title}': partner series are not labelled by city and district: {A(theirs)}");
+        }
+        if (file == "city-overview.json")
+        {
+            var row = Assert.Single(panels, p => p.GetProperty("type").GetString() == "row" && DashboardFiles.Title(p) == "Sister cities");
+            int y = row.GetProperty("gridPos").GetProperty("y").GetInt32();
+            Assert.All(sideBySide, p => Assert.True(p.GetProperty("gridPos").GetProperty("y").GetInt32() > y, "side-by-side panel above the Sister cities row"));
+            Assert.All(sideBySide, p => Assert.Contains("\"district\" =~ /^$district$/", DashboardFiles.Targets(p).First(t => t.GetProperty("query").GetString()!.Contains("\"shared\"")).GetProperty("query").GetString()));
+        }
+        else Assert.Contains(panels, p => p.GetProperty("type").GetString() == "timeseries" && sideBySide.Contains(p));
+    }
+
+    [Fact]
+    public void Empty_when_healthy_list_in_the_readme_names_existing_queries_with_a_reason()
+    {
+        var entries = DashboardFiles.ExpectedEmptyQueries();
+        var keys = DashboardFiles.QueryKeys();
+        Assert.NotEmpty(entries);
+        Assert.All(entries, e => Assert.True(keys.Contains(e.Key), $"dashboards/README.md:{e.Line}: \"{e.Key}\" names no query"));
+        Assert.All(entries, e => Assert.True(e.Reason.Length >= 20, $"dashboards/README.md:{e.Line}: say why it is empty when healthy"));
+        Assert.Contains(entries, e => e.Key == "city-overview.json / Silent sensors (refId A)");
+    }
+
+    [Fact]
+    public void Empty_when_healthy_list_refuses_a_line_of_another_form_and_a_missing_section()
+    {
+        using var dir = new CityGateway.Tests.Infrastructure.TempDir("readme");
+        File.WriteAllText(dir.File("ok.md"), "# x\n\n" + DashboardFiles.ExpectedEmptyHeading + "\n\nIntro.\n\n- `a.json` / **T (1)** (refId B): because\n\n## Next\n- not an entry\n");
+        var e = Assert.Single(DashboardFiles.ExpectedEmptyQueries(dir.File("ok.md")));
+        Assert.Equal(("a.json", "T (1)", "B", "because", 7), (e.File, e.Title, e.RefId, e.Reason, e.Line));
+        File.WriteAllText(dir.File("bad.md"), DashboardFiles.ExpectedEmptyHeading + "\n- a.json / **T** (refId A): no backquotes\n");
+        Assert.Contains("bad.md:2", Assert.Throws<FormatException>(() => DashboardFiles.ExpectedEmptyQueries(dir.File("bad.md"))).Message);
+        File.WriteAllText(dir.File("none.md"), "# nothing\n");
+        Assert.Contains(DashboardFiles.ExpectedEmptyHeading, Assert.Throws<FormatException>(() => DashboardFiles.ExpectedEmptyQueries(dir.File("none.md"))).Message);
+    }
+
+    /// <summary>What dashboards/README.md says under "### `file` — Title (uid `uid`)": the description with the variables,
+    /// then one line per panel in JSON order (rows too); a panel line may add ": note".</summary>
+    public static (string Heading, string Description, List<string> Lines) ReadmeSection(string file)
+    {
+        using var doc = DashboardFiles.Load(Path.Combine(DashboardFiles.Folder, file));
+        var d = doc.RootElement;
+        var vars = DashboardFiles.Variables(d).Select(v => "`$" + v.GetProperty("name").GetString() + "`").ToList();
+        var lines = new List<string>();
+        foreach (var p in DashboardFiles.Panels(d))
+        {
+            var type = p.GetProperty("type").GetString();
+            if (type == "row")
+            {
+                lines.Add($"- row **{DashboardFiles.Title(p)}**");
+                continue;
+            }
+            var unit = p.TryGetProperty("fieldConfig", out var fc) && fc.TryGetProperty("defaults", out var df) && df.TryGetProperty("unit", out var u) ? $", unit `{u.GetString()}`" : "";
+            var repeat = p.TryGetProperty("repeat", out var r) && r.GetString() is { Length: > 0 } by ? $", one per `${by}`" : "";
+            lines.Add($"- **{DashboardFiles.Title(p)}** ({type}{unit}{repeat})");
+        }
+        return ($"### `{file}` — {DashboardFiles.Title(d)} (uid `{d.GetProperty("uid").GetString()}`)",
+            d.GetProperty("description").GetString() + (vars.Count > 0 ? " Variables: " + string.Join(", ", vars) + "." : ""), lines);
+    }
+
+    [Theory]
+    [MemberData(nameof(Dashboards))]
+    public void Readme_describes_the_dashboard_and_lists_its_panels_in_order(string file)
+    {
+        var (heading, description, expected) = ReadmeSection(file);
+        var readme = File.ReadAllLines(DashboardFiles.ReadmePath);
+        int at = Array.IndexOf(readme, heading);
+        var wanted = $"{heading}\n\n{description}\n\n{string.Join("\n", expected)}";
+        Assert.True(at >= 0, $"dashboards/README.md has no heading {heading}; the section should read:\n{wanted}");
+        Assert.True(readme[at + 2] == description, $"dashboards/README.md:{at + 3} should read:\n{description}");
+        var listed = readme.Skip(at + 4).TakeWhile(l => l.StartsWith("- ", StringComparison.Ordinal)).ToList();
+        var actual = listed.Select((l, i) => i < expected.Count && l.StartsWith(expected[i] + ": ", StringComparison.Ordinal) ? expected[i] : l).ToList();
+        Assert.True(actual.SequenceEqual(expected), $"dashboards/README.md, {heading}: the panel list should read (a note may follow \": \"):\n{string.Join("\n", expected)}");
     }
 }
