@@ -128,10 +128,11 @@ public sealed record TransparencyReport(
                 }
             }
             if (series.Count == 0) continue;
-            // Both cities keep a share of the lines when there are too many.
-            var kept = series.Any(s => !s.Ours)
-                ? series.Where(s => s.Ours).Take(MaxSeriesPerChart / 2).Concat(series.Where(s => !s.Ours).Take(MaxSeriesPerChart / 2)).ToList()
-                : series.Take(MaxSeriesPerChart).ToList();
+            // Too many lines: each city keeps at least half of them, or all it has when the other has fewer.
+            int oursCount = series.Count(s => s.Ours), theirsCount = series.Count - oursCount;
+            int keepOurs = Math.Min(oursCount, Math.Max(MaxSeriesPerChart / 2, MaxSeriesPerChart - theirsCount));
+            int keepTheirs = Math.Min(theirsCount, MaxSeriesPerChart - keepOurs);
+            var kept = series.Where(s => s.Ours).Take(keepOurs).Concat(series.Where(s => !s.Ours).Take(keepTheirs)).ToList();
             charts.Add(new ChartView(domain, metric, aggregate, kept, series.Count - kept.Count));
         }
         return charts;
