@@ -13,13 +13,32 @@ namespace CityGateway.Exchange.Transparency;
 public static class TransparencyChart
 {
     public const int Width = 640, Height = 260;
-    private const double Left = 64, Right = 12, Top = 14, Bottom = 40;
+    private const double Left = 76, Right = 12, Top = 14, Bottom = 40;
 
     private static readonly string[] Palette = ["#0b57a4", "#c2410c", "#2e7d32", "#7b1fa2", "#00838f", "#ad1457", "#5d4037", "#455a64"];
 
     public static string Colour(int index) => Palette[index % Palette.Length];
 
     private static string C(double d) => d.ToString("0.#", CultureInfo.InvariantCulture);
+
+    /// <summary>Runs of points whose gaps are at most twice the line's smallest gap.</summary>
+    internal static List<List<(DateTimeOffset Time, double Value)>> Segments(IReadOnlyList<(DateTimeOffset Time, double Value)> points)
+    {
+        var segments = new List<List<(DateTimeOffset, double)>>();
+        long step = long.MaxValue;
+        for (int i = 1; i < points.Count; i++)
+        {
+            long gap = points[i].Time.UtcTicks - points[i - 1].Time.UtcTicks;
+            if (gap > 0 && gap < step) step = gap;
+        }
+        List<(DateTimeOffset, double)>? current = null;
+        for (int i = 0; i < points.Count; i++)
+        {
+            if (current is null || points[i].Time.UtcTicks - points[i - 1].Time.UtcTicks > 2 * step) segments.Add(current = []);
+            current.Add(points[i]);
+        }
+        return segments;
+    }
 
     public static void Svg(StringBuilder sb, ChartView chart, string title, PageFormat f)
     {
@@ -40,7 +59,7 @@ public static class TransparencyChart
         double X(DateTimeOffset t) => Left + plotW * (t.UtcTicks - t0) / (t1 - t0);
         double Y(double v) => Top + plotH * (1 - (v - v0) / (v1 - v0));
 
-        sb.Append("<g font-size=\"12\" fill=\"#536070\" font-family=\"sans-serif\">");
+        sb.Append("<g font-size=\"15\" fill=\"#536070\" font-family=\"sans-serif\">");
         for (int i = 0; i <= 2; i++)
         {
             double v = v0 + (v1 - v0) * i / 2, y = Y(v);
@@ -60,17 +79,21 @@ public static class TransparencyChart
             var label = WebUtility.HtmlEncode(s.CityName + ": " + s.District);
             string style = " stroke=\"" + Colour(i) + "\" stroke-width=\"2\" fill=\"none\"" + (s.Ours ? "" : " stroke-dasharray=\"6 4\"");
             string data = " class=\"series " + (s.Ours ? "ours" : "partner") + "\" data-points=\"" + s.Points.Count.ToString(CultureInfo.InvariantCulture) + "\"";
-            if (s.Points.Count == 1)
+            // A line is broken where windows are missing (suppressed or refused), not drawn across them.
+            foreach (var segment in Segments(s.Points))
             {
-                var p = s.Points[0];
-                sb.Append("<circle").Append(data).Append(" cx=\"").Append(C(X(p.Time))).Append("\" cy=\"").Append(C(Y(p.Value))).Append("\" r=\"3\" fill=\"")
-                  .Append(Colour(i)).Append("\"><title>").Append(label).Append("</title></circle>");
-                continue;
+                if (segment.Count == 1)
+                {
+                    var p = segment[0];
+                    sb.Append("<circle").Append(data).Append(" cx=\"").Append(C(X(p.Time))).Append("\" cy=\"").Append(C(Y(p.Value))).Append("\" r=\"3\" fill=\"")
+                      .Append(Colour(i)).Append("\"><title>").Append(label).Append("</title></circle>");
+                    continue;
+                }
+                sb.Append("<polyline").Append(data).Append(style).Append(" points=\"");
+                foreach (var p in segment) sb.Append(C(X(p.Time))).Append(',').Append(C(Y(p.Value))).Append(' ');
+                sb.Length--;
+                sb.Append("\"><title>").Append(label).Append("</title></polyline>");
             }
-            sb.Append("<polyline").Append(data).Append(style).Append(" points=\"");
-            foreach (var p in s.Points) sb.Append(C(X(p.Time))).Append(',').Append(C(Y(p.Value))).Append(' ');
-            sb.Length--;
-            sb.Append("\"><title>").Append(label).Append("</title></polyline>");
         }
         sb.Append("</svg>");
     }

@@ -219,6 +219,20 @@ public sealed class TransparencyPageTests : IDisposable
         foreach (var file in files) Assert.Equal(neutral.Order(), Names(file).Order());
     }
 
+    [Fact]
+    public void Wrong_settings_are_reported_at_start_naming_the_full_key()
+    {
+        var errors = new List<string>();
+        new TransparencyOptions { CacheSeconds = 0, ChartDays = 40, RequestsPerMinute = 0 }.Validate(errors);
+        Assert.Equal(3, errors.Count);
+        Assert.StartsWith("Gateway:Exchange:Transparency:CacheSeconds: 0 is not between 1 and 3600", errors[0]);
+        Assert.StartsWith("Gateway:Exchange:Transparency:ChartDays: 40 is not between 1 and 31", errors[1]);
+        Assert.StartsWith("Gateway:Exchange:Transparency:RequestsPerMinute: must be at least 1", errors[2]);
+        errors.Clear();
+        new TransparencyOptions().Validate(errors);
+        Assert.Empty(errors);
+    }
+
     private static List<string> Names(string resx) =>
         System.Xml.Linq.XDocument.Load(resx).Root!.Elements("data").Select(e => e.Attribute("name")!.Value).ToList();
 
