@@ -59,6 +59,7 @@ public static class GatewayApp
         Telemetry.Map(app);
         QuarantineEndpoints.Map(app);
         if (exchange.SharesHere) ExchangeEndpoints.Map(app);
+        if (exchange.SharesHere && exchange.Transparency.Enabled) CityGateway.Exchange.Transparency.TransparencyEndpoints.Map(app);
         return app;
     }
 

@@ -46,5 +46,6 @@ wait_for_port() {
 # What the tests, the soak run and the benchmarks need on the machine.
 ensure_test_dependencies() {
   ensure_dotnet
-  ensure_packages mosquitto libmosquitto1 influxdb socat
+  # chromium and chromium-driver: the transparency page is tested in a real browser (Selenium).
+  ensure_packages mosquitto libmosquitto1 influxdb socat chromium chromium-driver
 }

@@ -58,6 +58,8 @@ public static partial class ExchangeEndpoints
                 rollovers = new JsonArray(x.KeyHistory.Rollovers.Select(r => (JsonNode)r.DeepClone()).ToArray()),
                 apiBase = baseUrl + "/api/exchange/v1",
                 openapi = baseUrl + "/api/exchange/v1/openapi.json",
+                // The public page: what is shared with whom, releases, pulls, budget, checkpoint.
+                transparency = o.Value.Transparency.Enabled ? baseUrl + Transparency.TransparencyEndpoints.PagePath : null,
             });
         });
         app.MapGet("/api/exchange/v1/openapi.json", () => Results.Text(OpenApiDocument.Json, "application/json"));

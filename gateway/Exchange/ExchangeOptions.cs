@@ -62,6 +62,9 @@ public sealed class ExchangeOptions
     /// <summary>Partner cities whose feeds this gateway pulls.</summary>
     public List<PartnerFeedOptions> Partners { get; set; } = [];
 
+    /// <summary>The public transparency page (Gateway:Exchange:Transparency).</summary>
+    public Transparency.TransparencyOptions Transparency { get; set; } = new();
+
     /// <summary>Bounds on what the federation client takes from a partner (Gateway:Exchange:Federation).</summary>
     public FederationOptions Federation { get; set; } = new();
 }

@@ -20,6 +20,7 @@ public static class ExchangeRegistration
             services.AddSingleton<ReleaseJobState>();
             ExchangeEndpoints.AddExchangeRateLimiting(services, exchange);
             services.AddHostedService<ReleaseJob>();
+            if (exchange.Transparency.Enabled) Transparency.TransparencyEndpoints.AddTransparency(services, exchange);
         }
         if (exchange.FederatesHere)
         {
@@ -71,6 +72,7 @@ internal sealed class ExchangeOptionsValidator : IValidateOptions<CityGateway.Ex
             if (!double.IsFinite(o.CityEpsilonPerMonth) || o.CityEpsilonPerMonth <= 0 || o.CityEpsilonPerMonth > CityGateway.Exchange.Privacy.PrivacyBudgetLedger.MaxEpsilon)
                 errors.Add($"Gateway:Exchange:CityEpsilonPerMonth: {o.CityEpsilonPerMonth} is not a positive ε of at most {CityGateway.Exchange.Privacy.PrivacyBudgetLedger.MaxEpsilon} (city-wide budget per dataset per month; default 20)");
             if (o.ReleaseCheckSeconds < 1) errors.Add("Gateway:Exchange:ReleaseCheckSeconds: must be at least 1");
+            o.Transparency.Validate(errors);
         }
         for (int i = 0; i < o.Partners.Count; i++)
         {

@@ -227,7 +227,7 @@ public sealed partial class FederationClient : BackgroundService
             int acceptedHere = 0;
             foreach (var node in releases)
             {
-                await AcceptReleaseAsync(partner, trusted, feedState, node, ct);
+                await AcceptReleaseAsync(partner, folder, trusted, feedState, node, ct);
                 acceptedHere++;
                 progress.Accepted++;
                 progress.Cursor = feedState.Cursor;
@@ -272,7 +272,7 @@ public sealed partial class FederationClient : BackgroundService
     }
 
     /// <summary>Verifies, checks and writes one release, then records it; throws a release refusal otherwise.</summary>
-    private async Task AcceptReleaseAsync(PartnerFeedOptions partner, PartnerTrustedKeys trusted, PartnerFeedState feedState,
+    private async Task AcceptReleaseAsync(PartnerFeedOptions partner, string folder, PartnerTrustedKeys trusted, PartnerFeedState feedState,
         JsonNode? node, CancellationToken ct)
     {
         string label = "a release";
@@ -299,20 +299,24 @@ public sealed partial class FederationClient : BackgroundService
                 throw new PartnerRefusal("too_many_rows",
                     $"{label} has {rows.Count} rows, more than {FederationOptions.Section}:MaxRowsPerRelease ({_limits.MaxRowsPerRelease})", release: true);
             var points = new List<Point>(rows.Count);
+            var received = new List<ReceivedValue>(rows.Count);
             long time = UnixTime.ToNs(start);
             for (int i = 0; i < rows.Count; i++)
             {
                 var row = FeedReader.Object(rows[i], $"payload.rows[{i}]");
+                var district = FeedReader.Name(row["district"], $"payload.rows[{i}].district");
+                var domain = FeedReader.Name(row["domain"], $"payload.rows[{i}].domain");
+                var metric = FeedReader.Name(row["metric"], $"payload.rows[{i}].metric");
+                var aggregate = FeedReader.Name(row["aggregate"], $"payload.rows[{i}].aggregate");
                 var p = new Point("partner",
                 [
-                    new("city", partner.Id), new("district", FeedReader.Name(row["district"], $"payload.rows[{i}].district")),
-                    new("domain", FeedReader.Name(row["domain"], $"payload.rows[{i}].domain")),
-                    new("metric", FeedReader.Name(row["metric"], $"payload.rows[{i}].metric")),
-                    new("aggregate", FeedReader.Name(row["aggregate"], $"payload.rows[{i}].aggregate")),
+                    new("city", partner.Id), new("district", district), new("domain", domain), new("metric", metric), new("aggregate", aggregate),
                 ], time) { Origin = "federation:" + partner.Id };
-                p.Fields.Add(PointField.Of("value", FeedReader.FiniteNumber(row["value"], $"payload.rows[{i}].value")));
+                double value = FeedReader.FiniteNumber(row["value"], $"payload.rows[{i}].value");
+                p.Fields.Add(PointField.Of("value", value));
                 p.Fields.Add(PointField.Of("sequence", sequence));
                 points.Add(p);
+                received.Add(new ReceivedValue(start, district, domain, metric, aggregate, value));
             }
             var id = Convert.ToHexStringLower(SHA256.HashData(CanonicalJson.Serialize(payload)));
             if (feedState.Contains(id))
@@ -322,6 +326,9 @@ public sealed partial class FederationClient : BackgroundService
             // Points first, state after: a crash in between writes the same points again (same series, same time).
             foreach (var p in points) await _channels.Points.Writer.WriteAsync(p, ct);
             feedState.Accept(sequence, id);
+            // For the transparency page's "partner city" charts; losing it loses a chart point only.
+            try { PartnerReleaseHistory.Append(folder, sequence, start, received); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogHistoryNotKept(partner.Id, e.Message); }
             Interlocked.Increment(ref _accepted);
             _state.Accepted(partner.Id, sequence);
         }
@@ -580,6 +587,9 @@ public sealed partial class FederationClient : BackgroundService
 
     [LoggerMessage(EventId = 8119, Level = LogLevel.Error, Message = "The federation files of {Partner} cannot be used: {Error}. Nothing is pulled from it until they are fixed")]
     private partial void LogStoreUnreadable(string partner, string error);
+
+    [LoggerMessage(EventId = 8300, Level = LogLevel.Warning, Message = "The values of {Partner}'s release are stored but not kept for the transparency page: {Error}")]
+    private partial void LogHistoryNotKept(string partner, string error);
 
     [LoggerMessage(EventId = 8120, Level = LogLevel.Information, Message = "Pulling from {Partner} works again")]
     private partial void LogRecovered(string partner);

@@ -194,3 +194,78 @@ public sealed class PartnerTrustedKeys
         }).ToArray()),
     }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 }
+
+/// <summary>One value a partner released to us, as accepted (checked by the federation client).</summary>
+public sealed record ReceivedValue(DateTimeOffset WindowStart, string District, string Domain, string Metric, string Aggregate, double Value);
+
+/// <summary>
+/// The values of the partner's releases we accepted (federation/&lt;partner&gt;/received.jsonl, one
+/// line per release), kept so the transparency page can show "partner city" beside "our city"
+/// without a database query. Bounded: once the file passes <see cref="MaxBytes"/> it is rewritten
+/// with its newer half. Only values that passed the federation client's checks get here; readers
+/// still treat every line as untrusted (a line that does not parse is skipped).
+/// </summary>
+public static class PartnerReleaseHistory
+{
+    public const string FileName = "received.jsonl";
+    public const long MaxBytes = 4 << 20;
+
+    public static string PathIn(string partnerFolder) => Path.Combine(partnerFolder, FileName);
+
+    /// <summary>Appends one accepted release (window start and rows); trims the file when it is too large.</summary>
+    public static void Append(string partnerFolder, long sequence, DateTimeOffset windowStart, IReadOnlyList<ReceivedValue> rows)
+    {
+        var path = PathIn(partnerFolder);
+        var line = new JsonObject
+        {
+            ["sequence"] = sequence,
+            ["windowStart"] = windowStart.ToUnixTimeSeconds(),
+            ["rows"] = new JsonArray(rows.Select(r => (JsonNode)new JsonObject
+            {
+                ["district"] = r.District, ["domain"] = r.Domain, ["metric"] = r.Metric, ["aggregate"] = r.Aggregate, ["value"] = r.Value,
+            }).ToArray()),
+        }.ToJsonString() + "\n";
+        using (var fs = new FileStream(path, PrivateFiles.Options(FileMode.Append, FileAccess.Write, FileShare.Read)))
+            fs.Write(System.Text.Encoding.UTF8.GetBytes(line));
+        if (new FileInfo(path).Length > MaxBytes)
+        {
+            var lines = File.ReadAllLines(path);
+            PrivateFiles.WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(string.Join("\n", lines[(lines.Length / 2)..]) + "\n"));
+        }
+    }
+
+    /// <summary>The values of releases whose window starts at or after <paramref name="since"/>, at most <paramref name="maxValues"/> (the newest).</summary>
+    public static IReadOnlyList<ReceivedValue> Read(string partnerFolder, DateTimeOffset since, int maxValues)
+    {
+        var path = PathIn(partnerFolder);
+        var values = new List<ReceivedValue>();
+        if (!File.Exists(path)) return values;
+        IEnumerable<string> lines;
+        try { lines = File.ReadLines(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return values; }
+        try
+        {
+            foreach (var text in lines)
+            {
+                if (text.Length == 0) continue;
+                try
+                {
+                    if (JsonNode.Parse(text) is not JsonObject o || o["windowStart"] is not JsonValue ws || !ws.TryGetValue<long>(out var unix)) continue;
+                    var start = DateTimeOffset.FromUnixTimeSeconds(unix);
+                    if (start < since || o["rows"] is not JsonArray rows) continue;
+                    foreach (var row in rows)
+                    {
+                        if (row is not JsonObject r) continue;
+                        string? S(string name) => r[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+                        if (S("district") is not { } district || S("domain") is not { } domain || S("metric") is not { } metric || S("aggregate") is not { } aggregate) continue;
+                        if (r["value"] is not JsonValue value || !value.TryGetValue<double>(out var d) || !double.IsFinite(d)) continue;
+                        values.Add(new ReceivedValue(start, district, domain, metric, aggregate, d));
+                    }
+                }
+                catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentOutOfRangeException) { }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return values.Count > maxValues ? values[^maxValues..] : values;
+    }
+}

@@ -12,9 +12,17 @@ namespace CityGateway.Exchange.Audit;
 /// <param name="Pulls">Entries of kind "pull" for the partner.</param>
 /// <param name="FirstTime">Time of its first entry of any kind.</param>
 /// <param name="LastTime">Time of its last entry of any kind.</param>
+/// <param name="LastRelease">Time of its last release, null before the first.</param>
+/// <param name="LastPull">Time of its last pull, null before the first.</param>
+/// <param name="Recent">Its last releases (at most <see cref="TransparencySummary.RecentReleases"/>), oldest first, each with when it was first pulled.</param>
 public sealed record PartnerTransparency(
     string Partner, int Releases, long RowsReleased, decimal EpsilonSpent, int Pulls,
-    DateTimeOffset FirstTime, DateTimeOffset LastTime);
+    DateTimeOffset FirstTime, DateTimeOffset LastTime,
+    DateTimeOffset? LastRelease = null, DateTimeOffset? LastPull = null, IReadOnlyList<ReleaseEvent>? Recent = null);
+
+/// <summary>One release as the audit log tells it: its feed sequence, window, rows, ε, when it was made and when the partner first received it.</summary>
+/// <param name="FirstPulled">Time of the first pull with status 200 whose page held this sequence (the pull's <c>since</c> cursor and release count say which); null while not pulled.</param>
+public sealed record ReleaseEvent(long Sequence, DateTimeOffset? WindowStart, long Rows, decimal Epsilon, DateTimeOffset Released, DateTimeOffset? FirstPulled);
 
 /// <summary>
 /// The per-partner totals of an audit log (<see cref="AuditLog.Summarise"/>), counted over the
@@ -29,6 +37,9 @@ public sealed record TransparencySummary(
 {
     public const string ReleaseKind = "release";
     public const string PullKind = "pull";
+
+    /// <summary>Releases kept per partner in <see cref="PartnerTransparency.Recent"/>: the summary's memory does not grow with the log.</summary>
+    public const int RecentReleases = 24;
 
     /// <summary>The summary as JSON, for an operator endpoint or <c>--json</c>.</summary>
     public JsonObject ToJson()
@@ -45,6 +56,8 @@ public sealed record TransparencySummary(
                 ["pulls"] = p.Pulls,
                 ["firstTime"] = p.FirstTime.UtcDateTime.ToString(AuditLog.TimeFormat, CultureInfo.InvariantCulture),
                 ["lastTime"] = p.LastTime.UtcDateTime.ToString(AuditLog.TimeFormat, CultureInfo.InvariantCulture),
+                ["lastRelease"] = Time(p.LastRelease),
+                ["lastPull"] = Time(p.LastPull),
             });
         }
         return new JsonObject
@@ -58,6 +71,8 @@ public sealed record TransparencySummary(
             ["warnings"] = new JsonArray(Warnings.Select(w => (JsonNode?)JsonValue.Create(w)).ToArray()),
         };
     }
+
+    private static string? Time(DateTimeOffset? t) => t?.UtcDateTime.ToString(AuditLog.TimeFormat, CultureInfo.InvariantCulture);
 
     /// <summary>A plain-text table for the console.</summary>
     public string ToText()
@@ -114,6 +129,8 @@ public sealed record TransparencySummary(
             public long Rows;
             public decimal Epsilon;
             public DateTimeOffset First = DateTimeOffset.MaxValue, Last = DateTimeOffset.MinValue;
+            public DateTimeOffset? LastRelease, LastPull;
+            public readonly Queue<ReleaseEvent> Recent = new();
         }
 
         private readonly Dictionary<string, Totals> _partners = new(StringComparer.Ordinal);
@@ -148,17 +165,48 @@ public sealed record TransparencySummary(
                     t.Epsilon += e;
                 else
                     _warnings.Add($"line {line}: release to {partner} without a non-negative number data.epsilon");
+                t.LastRelease = time;
+                if (Long(data, "sequence") is { } sequence)
+                {
+                    DateTimeOffset? window = data.TryGetProperty("windowStart", out var w) && w.ValueKind == JsonValueKind.String
+                        && DateTimeOffset.TryParse(w.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var ws) ? ws : null;
+                    t.Recent.Enqueue(new ReleaseEvent(sequence, window, Math.Max(0, Long(data, "rows") ?? 0),
+                        eps.ValueKind == JsonValueKind.Number && eps.TryGetDecimal(out var ed) ? Normalise(ed) : 0, time, null));
+                    if (t.Recent.Count > RecentReleases) t.Recent.Dequeue();
+                }
             }
             else if (kind == PullKind)
             {
                 t.Pulls++;
+                t.LastPull = time;
+                MarkPulled(t, data, time);
             }
+        }
+
+        private static long? Long(JsonElement data, string name) =>
+            data.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out var n) ? n : null;
+
+        /// <summary>A pull answered 200 with <c>releases</c> releases after its <c>since</c> cursor ("sN", or none for the start) delivered sequences N+1 … N+releases.</summary>
+        private static void MarkPulled(Totals t, JsonElement data, DateTimeOffset time)
+        {
+            if (t.Recent.Count == 0 || Long(data, "status") is not 200 || Long(data, "releases") is not { } count || count <= 0) return;
+            long after = 0;
+            if (data.TryGetProperty("since", out var since) && since.ValueKind == JsonValueKind.String)
+            {
+                var text = since.GetString()!;
+                if (text.Length < 2 || text[0] != 's' || !long.TryParse(text.AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out after)) return;
+            }
+            var events = t.Recent.ToArray();
+            t.Recent.Clear();
+            foreach (var e in events)
+                t.Recent.Enqueue(e.FirstPulled is null && e.Sequence > after && e.Sequence <= after + count ? e with { FirstPulled = time } : e);
         }
 
         public TransparencySummary Build(AuditVerification verification) => new(
             verification,
             _partners.OrderBy(p => p.Key, StringComparer.Ordinal)
-                .Select(p => new PartnerTransparency(p.Key, p.Value.Releases, p.Value.Rows, Normalise(p.Value.Epsilon), p.Value.Pulls, p.Value.First, p.Value.Last))
+                .Select(p => new PartnerTransparency(p.Key, p.Value.Releases, p.Value.Rows, Normalise(p.Value.Epsilon), p.Value.Pulls, p.Value.First, p.Value.Last,
+                    p.Value.LastRelease, p.Value.LastPull, p.Value.Recent.ToList()))
                 .ToList(),
             _withoutPartner,
             _warnings);
