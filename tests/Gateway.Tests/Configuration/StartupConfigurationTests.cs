@@ -57,6 +57,44 @@ public sealed class StartupConfigurationTests
     }
 
     [Fact]
+    public void Missing_second_registry_file_names_its_key_and_path()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir),
+            "--Gateway:Registry:Paths:0=" + dir.File("own-devices.json"));
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Paths:0: cannot read the device registry", output);
+        Assert.Contains(dir.File("own-devices.json"), output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
+    public void Device_in_two_registry_files_names_the_id_and_both_files()
+    {
+        using var dir = new TempDir("cfg");
+        var own = Registries.Write(Registries.Environment("env-0042", "env-0001"), dir.File("own-devices.json"));
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Registry:Paths:0=" + own);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Paths:0", output);
+        Assert.Contains("'env-0001'", output);
+        Assert.DoesNotContain("'env-0042'", output);
+        Assert.Contains(dir.File("devices.json"), output);
+        Assert.Contains(own, output);
+    }
+
+    [Fact]
+    public void Registry_paths_that_are_empty_or_repeated_name_their_keys()
+    {
+        using var dir = new TempDir("cfg");
+        var registry = ValidRegistry(dir);
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + registry,
+            "--Gateway:Registry:Paths:0=", "--Gateway:Registry:Paths:1=" + registry);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Paths:0: empty", output);
+        Assert.Contains("Gateway:Registry:Paths:1: '" + registry + "' is already given as Gateway:Registry:Path", output);
+    }
+
+    [Fact]
     public void Quarantine_rotation_settings_name_their_keys()
     {
         using var dir = new TempDir("cfg");
