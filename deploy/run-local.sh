@@ -6,9 +6,6 @@
 #   MQTT_PORT=1883  INFLUX_PORT=8086  INFLUX_RPC_PORT=8088  GATEWAY_PORT=8080 (partner listener)
 #   OPERATOR_PORT=8081 (operator listener: /readyz, /metrics, quarantine API)
 #   SIM_DEVICES=20 (per domain)  SIM_RATE=50 (messages/s)  SIM_SEED=42  SIM_FORMATS=json,senml,chirpstack,tts
-#
-# The simulated fleet's registry (.local/devices.json) is written anew on every start; register
-# devices of your own in .local/own-devices.json (same format), which is read with it when it exists.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -86,18 +83,11 @@ sim=(dotnet "$state/bin/simulators/Simulators.dll" --broker "mqtt://127.0.0.1:$M
 "${sim[@]}" --registry-only >"$state/logs/simulators.log" 2>&1 \
   || { echo "error: the simulators could not write the device registry, see $state/logs/simulators.log" >&2; exit 1; }
 
-own_registry=()
-own_note="not there, so not read"
-if [ -f "$state/own-devices.json" ]; then
-  own_registry=(--Gateway:Registry:Paths:0="$state/own-devices.json")
-  own_note="read with it"
-fi
 (cd "$state" && exec dotnet "$state/bin/gateway/Gateway.dll" --urls "http://127.0.0.1:$GATEWAY_PORT" \
   --Gateway:Operations:Listen="http://127.0.0.1:$OPERATOR_PORT" \
   --Gateway:Mqtt:Url="mqtt://127.0.0.1:$MQTT_PORT" \
   --Gateway:Influx:Url="http://127.0.0.1:$INFLUX_PORT" \
   --Gateway:Registry:Path="$state/devices.json" \
-  ${own_registry[@]+"${own_registry[@]}"} \
   --Gateway:Quarantine:Path="$state/quarantine.jsonl") >"$state/logs/gateway.log" 2>&1 &
 pids+=($!)
 wait_for_port "$GATEWAY_PORT" 30 || { echo "error: the gateway did not start, see $state/logs/gateway.log" >&2; tail -20 "$state/logs/gateway.log" >&2; exit 1; }
@@ -114,8 +104,7 @@ City telemetry gateway is running locally.
   Gateway          partner listener  http://127.0.0.1:$GATEWAY_PORT   (/healthz, exchange API)
                    operator listener http://127.0.0.1:$OPERATOR_PORT   /readyz (details)  /metrics (Prometheus)  /api/quarantine
   Simulators       $((SIM_DEVICES * 3)) devices, $SIM_RATE msg/s, formats $SIM_FORMATS
-  Device registry  $state/devices.json (the simulated fleet, written anew on every start)
-                   $state/own-devices.json (your own devices, kept; $own_note)
+  Device registry  $state/devices.json
   Quarantine       $state/quarantine.jsonl
   Logs             $state/logs/
 

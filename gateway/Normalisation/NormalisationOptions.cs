@@ -18,6 +18,9 @@ public sealed class RegistryOptions
     public const string PathKey = "Gateway:Registry:Path";
     public const string PathsKey = "Gateway:Registry:Paths";
 
+    /// <summary>The file read when neither <see cref="Path"/> nor <see cref="Paths"/> is configured.</summary>
+    public const string DefaultPath = "devices.json";
+
     /// <summary>Path of the (first) device registry JSON file.</summary>
     public string Path { get; set; } = "";
 

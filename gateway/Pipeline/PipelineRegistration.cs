@@ -20,7 +20,11 @@ public static class PipelineRegistration
     {
         services.AddOptions<RoutesOptions>().Configure(o => gateway.GetSection("Routes").Bind(o.Routes)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RoutesOptions>, RoutesOptionsValidator>();
-        services.AddOptions<RegistryOptions>().Bind(gateway.GetSection("Registry")).ValidateOnStart();
+        // devices.json only when no file is configured at all: Paths alone is a registry of its own,
+        // and Path set empty (with no Paths) is refused as not set.
+        services.AddOptions<RegistryOptions>().Bind(gateway.GetSection("Registry"))
+            .PostConfigure(o => { if (gateway["Registry:Path"] is null && o.Paths.Count == 0) o.Path = RegistryOptions.DefaultPath; })
+            .ValidateOnStart();
         services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
         services.AddOptions<NormalisationOptions>().Bind(gateway.GetSection("Normalisation"));
         services.AddOptions<PipelineOptions>().Bind(gateway.GetSection("Pipeline")).ValidateOnStart();

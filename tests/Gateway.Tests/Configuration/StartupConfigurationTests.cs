@@ -83,6 +83,35 @@ public sealed class StartupConfigurationTests
     }
 
     [Fact]
+    public void Without_registry_settings_devices_json_of_the_working_folder_is_read()
+    {
+        using var dir = new TempDir("cfg");
+        // Another setting is wrong, so the gateway stops after checking the registry.
+        var (code, output) = RunGateway(dir, "--Gateway:Influx:Version=v9");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Path: cannot read the device registry 'devices.json'", output);
+
+        ValidRegistry(dir);
+        (code, output) = RunGateway(dir, "--Gateway:Influx:Version=v9");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Influx:Version", output);
+        Assert.DoesNotContain("Gateway:Registry", output);
+    }
+
+    [Fact]
+    public void With_only_registry_paths_devices_json_is_not_read()
+    {
+        using var dir = new TempDir("cfg");
+        // devices.json is the file of the default, not a registry here: broken, it would be refused.
+        File.WriteAllText(dir.File("devices.json"), "not a registry");
+        var own = Registries.Write(Registries.Environment("env-0042"), dir.File("own-devices.json"));
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Paths:0=" + own, "--Gateway:Influx:Version=v9");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Influx:Version", output);
+        Assert.DoesNotContain("Gateway:Registry", output);
+    }
+
+    [Fact]
     public void Registry_paths_that_are_empty_or_repeated_name_their_keys()
     {
         using var dir = new TempDir("cfg");

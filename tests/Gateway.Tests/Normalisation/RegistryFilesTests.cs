@@ -147,15 +147,20 @@ public sealed class RegistryFilesTests : IDisposable
         Assert.Equal([RegistryOptions.PathKey, "Gateway:Registry:Paths:0", "Gateway:Registry:Paths:1"], holder.Files.Select(f => f.Key));
     }
 
-    [Fact]
-    public async Task Paths_alone_is_enough_when_Path_is_set_empty()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Paths_alone_is_the_registry_when_Path_is_not_given_or_set_empty(bool pathSetEmpty)
     {
-        await using var app = GatewayApp.Build(["--Gateway:Registry:Path=", "--Gateway:Registry:Paths:0=" + Own("tc-01"),
-            "--Gateway:Journal:Path=" + _dir.File("journal")]);
+        string[] path = pathSetEmpty ? ["--Gateway:Registry:Path="] : [];
+        await using var app = GatewayApp.Build([.. path, "--Gateway:Registry:Paths:0=" + Fleet("env-0001"),
+            "--Gateway:Registry:Paths:1=" + Own("tc-01"), "--Gateway:Journal:Path=" + _dir.File("journal")]);
 
         GatewayApp.ValidateConfiguration(app.Services);
 
-        Assert.Equal(["tc-01"], app.Services.GetRequiredService<RegistryHolder>().Current.Devices.Select(d => d.Id));
+        var holder = app.Services.GetRequiredService<RegistryHolder>();
+        Assert.Equal(["env-0001", "tc-01"], holder.Current.Devices.Select(d => d.Id).Order());
+        Assert.Equal(["Gateway:Registry:Paths:0", "Gateway:Registry:Paths:1"], holder.Files.Select(f => f.Key));
     }
 
     [Fact]
