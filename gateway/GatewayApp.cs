@@ -86,7 +86,7 @@ public static class GatewayApp
             // The registry is loaded once, here, by the holder the gateway then runs with: with
             // 100,000 devices a second load only for validation would cost time and memory.
             try { _ = services.GetRequiredService<RegistryHolder>(); }
-            catch (RegistryException e) { failures.Add($"Gateway:Registry:Path: {e.Message}"); }
+            catch (RegistryException e) { failures.AddRange(e.Failures); } // each names its file's key
         }
         Check<InfluxOptions>();
         Check<PipelineOptions>();
@@ -138,7 +138,8 @@ public static class GatewayApp
         }
         catch (RegistryException e)
         {
-            Console.Error.WriteLine($"Configuration error, the gateway is not started: Gateway:Registry:Path: {e.Message}");
+            Console.Error.WriteLine("Configuration error, the gateway is not started:");
+            foreach (var failure in e.Failures) Console.Error.WriteLine("  " + failure);
             return 2;
         }
         catch (IOException e) when (e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))

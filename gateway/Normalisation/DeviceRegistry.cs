@@ -49,11 +49,25 @@ public sealed class RegisteredDevice
     internal DeviceSeries? Series;
 }
 
-public sealed class RegistryException(string message) : Exception(message);
+/// <summary>A registry refused; <see cref="Failures"/> lists each problem (one line each, or one per file).</summary>
+public sealed class RegistryException : Exception
+{
+    public RegistryException(string message) : base(message)
+    {
+        Failures = [message];
+    }
+
+    public RegistryException(IReadOnlyList<string> failures) : base(string.Join("\n", failures))
+    {
+        Failures = failures;
+    }
+
+    public IReadOnlyList<string> Failures { get; }
+}
 
 /// <summary>
-/// The device registry, loaded from a JSON file and validated as a whole: a file with any error is
-/// refused with every error listed, and the previous registry stays in force.
+/// The device registry, loaded from one or more JSON files and validated as a whole: a file with any
+/// error is refused with every error listed, and the previous registry stays in force.
 /// </summary>
 public sealed class DeviceRegistry
 {
@@ -78,14 +92,17 @@ public sealed class DeviceRegistry
     /// registry, and strings that repeat across devices (type, city, district, site) are kept once,
     /// so loading 100,000 devices needs little more memory than the registry it builds.
     /// </summary>
-    public static DeviceRegistry LoadFile(string path, MetricCatalog? catalog = null, UnitTable? units = null)
+    public static DeviceRegistry LoadFile(string path, MetricCatalog? catalog = null, UnitTable? units = null) =>
+        LoadFile(path, catalog ?? MetricCatalog.Default, units ?? UnitTable.Default, new RegistryInterner());
+
+    private static DeviceRegistry LoadFile(string path, MetricCatalog catalog, UnitTable units, RegistryInterner strings)
     {
         DeviceRegistry? registry;
         try
         {
             // No FileStream buffer: the reader reads 64 KiB at a time itself.
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
-            registry = DeviceRegistryReader.Read(stream, path, catalog ?? MetricCatalog.Default, units ?? UnitTable.Default);
+            registry = DeviceRegistryReader.Read(stream, path, catalog, units, strings);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -96,6 +113,62 @@ public sealed class DeviceRegistry
             throw new RegistryException($"the device registry '{path}' is not valid JSON: {e.Message}");
         }
         return registry ?? throw new RegistryException($"the device registry '{path}' is empty");
+    }
+
+    /// <summary>
+    /// Loads several registry files, each streamed and validated on its own (its device types and
+    /// its default city are its own), and returns the union of their devices. Refused, with every
+    /// failure listed and each prefixed by the file's key, when any file is refused or when a device
+    /// id is in more than one file. One file gives exactly what <see cref="LoadFile(string, MetricCatalog?, UnitTable?)"/> gives.
+    /// </summary>
+    public static DeviceRegistry LoadFiles(IReadOnlyList<RegistryFile> files, MetricCatalog? catalog = null, UnitTable? units = null)
+    {
+        if (files.Count == 0) throw new ArgumentException("no device registry file given", nameof(files));
+        catalog ??= MetricCatalog.Default;
+        units ??= UnitTable.Default;
+        // Shared, so that a district or site named in several files is one string.
+        var strings = new RegistryInterner();
+        var parts = new DeviceRegistry?[files.Count];
+        var failures = new List<string>();
+        for (int i = 0; i < files.Count; i++)
+        {
+            try { parts[i] = LoadFile(files[i].Path, catalog, units, strings); }
+            catch (RegistryException e) { failures.Add($"{files[i].Key}: {e.Message}"); }
+        }
+        if (parts is [{ } only]) return only;
+
+        // The parts' devices are shared, not copied: only the dictionary is new (the parts' own are
+        // garbage once this returns). The files that were read are compared even when another was
+        // refused, so that every failure is listed at once.
+        int total = 0;
+        foreach (var p in parts) total += p?.Count ?? 0;
+        var devices = new Dictionary<string, RegisteredDevice>(total, StringComparer.Ordinal);
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (parts[i] is not { } part) continue;
+            // Ids of this file that an earlier file has already, by that file.
+            SortedDictionary<int, List<string>>? clashes = null;
+            foreach (var device in part.Devices)
+            {
+                if (devices.TryAdd(device.Id, device)) continue;
+                int owner = 0;
+                while (parts[owner] is not { } earlier || !earlier.TryGet(device.Id, out _)) owner++;
+                clashes ??= [];
+                if (!clashes.TryGetValue(owner, out var ids)) clashes[owner] = ids = [];
+                ids.Add(device.Id);
+            }
+            if (clashes is null) continue;
+            foreach (var (owner, ids) in clashes)
+            {
+                const int Shown = 20;
+                var named = string.Join(", ", ids.Take(Shown).Select(id => $"'{id}'"));
+                if (ids.Count > Shown) named += $" and {ids.Count - Shown} more";
+                failures.Add($"{files[i].Key}: {ids.Count} device id(s) in '{files[i].Path}' are also in '{files[owner].Path}' ({files[owner].Key}): " +
+                             $"{named}; a device may be registered in one file only, remove it from one of them");
+            }
+        }
+        if (failures.Count > 0) throw new RegistryException(failures);
+        return new DeviceRegistry(devices, string.Join(", ", files.Select(f => f.Path)));
     }
 
     public static DeviceRegistry Build(DeviceRegistryFile file, string source, MetricCatalog? catalog = null, UnitTable? units = null)

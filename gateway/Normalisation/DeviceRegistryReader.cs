@@ -22,8 +22,9 @@ internal static class DeviceRegistryReader
     };
 
     /// <summary>The registry, or null when the file holds JSON null. Throws <see cref="JsonException"/>
-    /// for broken JSON and <see cref="RegistryException"/> listing every error of content.</summary>
-    public static DeviceRegistry? Read(Stream stream, string source, MetricCatalog catalog, UnitTable units)
+    /// for broken JSON and <see cref="RegistryException"/> listing every error of content. The strings
+    /// read are interned in <paramref name="strings"/>, which the files of one registry share.</summary>
+    public static DeviceRegistry? Read(Stream stream, string source, MetricCatalog catalog, UnitTable units, RegistryInterner strings)
     {
         using var json = new JsonTokenStream(stream, Options);
         json.Read();
@@ -32,7 +33,6 @@ internal static class DeviceRegistryReader
             throw new JsonException($"the registry must be a JSON object, not {Describe(json.TokenType)}");
 
         var errors = new List<string>();
-        var strings = new RegistryInterner();
         string? city = null;
         bool citySeen = false;
         DeviceRegistry.Builder? builder = null;

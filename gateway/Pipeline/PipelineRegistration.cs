@@ -20,7 +20,11 @@ public static class PipelineRegistration
     {
         services.AddOptions<RoutesOptions>().Configure(o => gateway.GetSection("Routes").Bind(o.Routes)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RoutesOptions>, RoutesOptionsValidator>();
-        services.AddOptions<RegistryOptions>().Bind(gateway.GetSection("Registry")).ValidateOnStart();
+        // devices.json only when no file is configured at all: Paths alone is a registry of its own,
+        // and Path set empty (with no Paths) is refused as not set.
+        services.AddOptions<RegistryOptions>().Bind(gateway.GetSection("Registry"))
+            .PostConfigure(o => { if (gateway["Registry:Path"] is null && o.Paths.Count == 0) o.Path = RegistryOptions.DefaultPath; })
+            .ValidateOnStart();
         services.AddSingleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>();
         services.AddOptions<NormalisationOptions>().Bind(gateway.GetSection("Normalisation"));
         services.AddOptions<PipelineOptions>().Bind(gateway.GetSection("Pipeline")).ValidateOnStart();
@@ -92,11 +96,26 @@ internal sealed class RegistryOptionsValidator : IValidateOptions<RegistryOption
 {
     public ValidateOptionsResult Validate(string? name, RegistryOptions o)
     {
-        // The file itself is loaded and checked once, by the RegistryHolder (GatewayApp.ValidateConfiguration
+        // The files themselves are loaded and checked once, by the RegistryHolder (GatewayApp.ValidateConfiguration
         // resolves it with the other settings; a host started without that fails on its RegistryException).
-        return string.IsNullOrWhiteSpace(o.Path)
-            ? ValidateOptionsResult.Fail("Gateway:Registry:Path: not set; it must name the device registry JSON file")
-            : ValidateOptionsResult.Success;
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(o.Path) && o.Paths.Count == 0)
+            errors.Add($"{RegistryOptions.PathKey}: not set; it must name the device registry JSON file " +
+                       $"(more files may be listed as {RegistryOptions.PathsKey}:0, :1, ...)");
+        for (int i = 0; i < o.Paths.Count; i++)
+            if (string.IsNullOrWhiteSpace(o.Paths[i]))
+                errors.Add($"{RegistryOptions.PathsKey}:{i}: empty; it must name a device registry JSON file (or be left out)");
+        // The same file twice would register each of its devices twice.
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in o.Files())
+        {
+            var full = Path.GetFullPath(file.Path);
+            if (seen.TryGetValue(full, out var first))
+                errors.Add($"{file.Key}: '{file.Path}' is already given as {first}; list each registry file once");
+            else
+                seen[full] = file.Key;
+        }
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
 

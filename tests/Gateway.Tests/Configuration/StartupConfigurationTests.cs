@@ -57,6 +57,73 @@ public sealed class StartupConfigurationTests
     }
 
     [Fact]
+    public void Missing_second_registry_file_names_its_key_and_path()
+    {
+        using var dir = new TempDir("cfg");
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir),
+            "--Gateway:Registry:Paths:0=" + dir.File("own-devices.json"));
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Paths:0: cannot read the device registry", output);
+        Assert.Contains(dir.File("own-devices.json"), output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
+    public void Device_in_two_registry_files_names_the_id_and_both_files()
+    {
+        using var dir = new TempDir("cfg");
+        var own = Registries.Write(Registries.Environment("env-0042", "env-0001"), dir.File("own-devices.json"));
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + ValidRegistry(dir), "--Gateway:Registry:Paths:0=" + own);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Paths:0", output);
+        Assert.Contains("'env-0001'", output);
+        Assert.DoesNotContain("'env-0042'", output);
+        Assert.Contains(dir.File("devices.json"), output);
+        Assert.Contains(own, output);
+    }
+
+    [Fact]
+    public void Without_registry_settings_devices_json_of_the_working_folder_is_read()
+    {
+        using var dir = new TempDir("cfg");
+        // Another setting is wrong, so the gateway stops after checking the registry.
+        var (code, output) = RunGateway(dir, "--Gateway:Influx:Version=v9");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Path: cannot read the device registry 'devices.json'", output);
+
+        ValidRegistry(dir);
+        (code, output) = RunGateway(dir, "--Gateway:Influx:Version=v9");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Influx:Version", output);
+        Assert.DoesNotContain("Gateway:Registry", output);
+    }
+
+    [Fact]
+    public void With_only_registry_paths_devices_json_is_not_read()
+    {
+        using var dir = new TempDir("cfg");
+        // devices.json is the file of the default, not a registry here: broken, it would be refused.
+        File.WriteAllText(dir.File("devices.json"), "not a registry");
+        var own = Registries.Write(Registries.Environment("env-0042"), dir.File("own-devices.json"));
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Paths:0=" + own, "--Gateway:Influx:Version=v9");
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Influx:Version", output);
+        Assert.DoesNotContain("Gateway:Registry", output);
+    }
+
+    [Fact]
+    public void Registry_paths_that_are_empty_or_repeated_name_their_keys()
+    {
+        using var dir = new TempDir("cfg");
+        var registry = ValidRegistry(dir);
+        var (code, output) = RunGateway(dir, "--Gateway:Registry:Path=" + registry,
+            "--Gateway:Registry:Paths:0=", "--Gateway:Registry:Paths:1=" + registry);
+        Assert.Equal(2, code);
+        Assert.Contains("Gateway:Registry:Paths:0: empty", output);
+        Assert.Contains("Gateway:Registry:Paths:1: '" + registry + "' is already given as Gateway:Registry:Path", output);
+    }
+
+    [Fact]
     public void Quarantine_rotation_settings_name_their_keys()
     {
         using var dir = new TempDir("cfg");

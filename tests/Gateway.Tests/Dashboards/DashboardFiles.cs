@@ -11,17 +11,9 @@ public static partial class DashboardFiles
     /// <summary>Variables Grafana itself provides to InfluxQL queries; they are not defined in templating.list.</summary>
     public static readonly HashSet<string> BuiltIns = ["timeFilter", "__interval", "__interval_ms", "interval", "__timeFilter", "__range", "__range_s", "__range_ms"];
 
-    public static string Root { get; } = FindRoot();
+    public static string Root => Infrastructure.Repository.Root;
 
     public static string Folder => Path.Combine(Root, "dashboards");
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln")) && Directory.Exists(Path.Combine(dir.FullName, "dashboards")))
-                return dir.FullName;
-        throw new DirectoryNotFoundException("repository root with dashboards/ not found above " + AppContext.BaseDirectory);
-    }
 
     public static IReadOnlyList<string> DashboardPaths() =>
         Directory.GetFiles(Folder, "*.json").OrderBy(p => p, StringComparer.Ordinal).ToArray();

@@ -13,8 +13,34 @@ public sealed class MosquittoBroker : IDisposable
     /// not yet written to the socket); more are dropped. No byte bound.</param>
     public MosquittoBroker(bool persistence = false, string listenerSettings = "", IReadOnlyDictionary<string, string>? users = null,
         int maxQueuedMessages = 1_000_000)
+        : this(broker => broker.TestConfiguration(persistence, listenerSettings, users, maxQueuedMessages))
+    {
+    }
+
+    private MosquittoBroker(Func<MosquittoBroker, string> configuration)
     {
         Port = ServiceProcess.FreePort();
+        System.IO.File.WriteAllText(ConfigFile, configuration(this));
+        Start();
+    }
+
+    /// <summary>
+    /// The broker started from a configuration template of the repository (such as
+    /// deploy/mosquitto/local.conf.template), its placeholders filled as deploy/run-local.sh fills
+    /// them: @PORT@ a free port, @DATA@ the broker's folder (config and persistence), @USER@ the user
+    /// running the tests. What the template says is what runs, nothing added.
+    /// </summary>
+    public static MosquittoBroker FromTemplate(string templatePath)
+    {
+        var template = System.IO.File.ReadAllText(templatePath);
+        return new MosquittoBroker(broker => template
+            .Replace("@PORT@", broker.Port.ToString())
+            .Replace("@DATA@", broker.Folder)
+            .Replace("@USER@", System.Environment.UserName));
+    }
+
+    private string TestConfiguration(bool persistence, string listenerSettings, IReadOnlyDictionary<string, string>? users, int maxQueuedMessages)
+    {
         var auth = "allow_anonymous true";
         if (users is not null)
         {
@@ -28,7 +54,7 @@ public sealed class MosquittoBroker : IDisposable
             }
             auth = $"allow_anonymous false\npassword_file {passwd}";
         }
-        System.IO.File.WriteAllText(_dir.File("mosquitto.conf"), $"""
+        return $"""
             user {System.Environment.UserName}
             listener {Port} 127.0.0.1
             {listenerSettings}
@@ -44,9 +70,10 @@ public sealed class MosquittoBroker : IDisposable
             log_type warning
             log_type notice
             log_type subscribe
-            """);
-        Start();
+            """;
     }
+
+    private string ConfigFile => _dir.File("mosquitto.conf");
 
     public int Port { get; }
 
@@ -70,7 +97,7 @@ public sealed class MosquittoBroker : IDisposable
     public void Start()
     {
         _process?.Dispose();
-        _process = ServiceProcess.Start("mosquitto", $"-c {_dir.File("mosquitto.conf")}", _dir.Path);
+        _process = ServiceProcess.Start("mosquitto", $"-c {ConfigFile}", _dir.Path);
         var deadline = DateTime.UtcNow.AddSeconds(15);
         while (!ServiceProcess.PortOpen(Port))
         {

@@ -72,6 +72,9 @@ public sealed class ServiceProcess : IDisposable
         if (_process.HasExited) return;
         Mono.Posix.Kill(_process.Id, 15);
         if (!_process.WaitForExit((int)timeout.TotalMilliseconds)) Kill();
+        // Exited: this overload also waits until the output is read to its end, so what the
+        // process wrote last (an error while saving, say) is in Output when this returns.
+        else _process.WaitForExit();
     }
 
     public void Dispose()
