@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using CityGateway.Storage.Influx;
+using CityGateway.Tests.Dashboards;
 using CityGateway.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -23,7 +24,7 @@ public sealed class LocalStackTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Two_cities_share_within_three_minutes_and_stop_cleanly_on_both_signals()
     {
-        var root = RepositoryRoot();
+        var root = Repository.Root;
         var env = new Dictionary<string, string>
         {
             ["STATE_DIR"] = _state.Path,
@@ -59,22 +60,45 @@ public sealed class LocalStackTests(ITestOutputHelper output) : IDisposable
             Assert.Contains("Lumen -> Samudra", check);
             Assert.Contains("Samudra -> Lumen", check);
 
-            // 2. The user's own device is ingested beside the simulated fleet.
+            // 2. Every dashboard query returns data against each city's database, apart from the
+            //    panels dashboards/README.md lists as empty when all is well.
+            var influxUrl = new Uri($"http://127.0.0.1:{Port("INFLUX_PORT")}");
+            foreach (var database in new[] { "city", "sister" })
+            {
+                // Rates need two buckets: the stack has been up for at least two minutes.
+                await Wait.UntilAsync(() => ready.Elapsed > TimeSpan.FromMinutes(2.2), TimeSpan.FromMinutes(3), () => "waiting out two minutes");
+                var options = database == "city" ? new DashboardCheckOptions()
+                    : new DashboardCheckOptions { NotApplicable = { ["gateway-health.json / Serial ports open"] = "Samudra has no serial line",
+                                                                    ["gateway-health.json / Serial lines per second"] = "Samudra has no serial line" } };
+                var dashboards = await DashboardCheck.RunAsync(influxUrl, database, "3h", options);
+                output.WriteLine($"--- dashboards against \"{database}\":\n" + dashboards.Summary());
+                Assert.True(dashboards.Ok, $"dashboards against \"{database}\":\n" + dashboards.Summary());
+            }
+
+            // 3. Each city's transparency page is up on its partner listener and names the other.
+            using var http = new HttpClient();
+            foreach (var (gatewayPort, partnerName) in new[] { ("GATEWAY_PORT", "Samudra"), ("SISTER_GATEWAY_PORT", "Lumen") })
+            {
+                var page = await http.GetStringAsync($"http://127.0.0.1:{Port(gatewayPort)}/transparency?lang=id");
+                Assert.Contains(partnerName, page);
+                Assert.Contains("<svg", page);
+            }
+
+            // 4. The user's own device is ingested beside the simulated fleet.
             using var publisher = await Publisher.ConnectAsync($"mqtt://127.0.0.1:{Port("MQTT_PORT")}");
             publisher.Publish("city/json/environment/my-sensor-1", $$"""{"pm25": 12.5, "ts": {{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}}}""");
             using var influx = new InfluxClient(new InfluxOptions { Url = $"http://127.0.0.1:{Port("INFLUX_PORT")}", Database = "city", Gzip = false });
             await Wait.UntilAsync(async () => await CountAsync(influx, "SELECT count(pm25) FROM environment WHERE device = 'my-sensor-1'") > 0,
                 TimeSpan.FromSeconds(30), () => "the user's device my-sensor-1 was not stored");
 
-            // 3. The operator key made at first start opens the quarantine API; without it, 401.
-            using var http = new HttpClient();
+            // 5. The operator key made at first start opens the quarantine API; without it, 401.
             var quarantine = $"http://127.0.0.1:{Port("OPERATOR_PORT")}/api/quarantine";
             Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync(quarantine)).StatusCode);
             var key = File.ReadAllText(Path.Combine(_state.Path, "lumen", "operator-key")).Trim();
             using (var request = new HttpRequestMessage(HttpMethod.Get, quarantine) { Headers = { { "Authorization", "Bearer " + key } } })
                 Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(request)).StatusCode);
 
-            // 4. SIGINT, although the script started with it ignored, stops everything.
+            // 6. SIGINT, although the script started with it ignored, stops everything.
             stack.Signal(2);
             Assert.True(await stack.WaitForExitAsync(TimeSpan.FromSeconds(90)), "the stack did not stop on SIGINT:\n" + stack.Output);
             Assert.Equal(0, stack.ExitCode);
@@ -131,13 +155,6 @@ public sealed class LocalStackTests(ITestOutputHelper output) : IDisposable
         using var p = StackProcess.Start(root, env, script, args);
         if (!await p.WaitForExitAsync(timeout)) return (-1, p.Output + "\n(timed out)");
         return (p.ExitCode, p.Output);
-    }
-
-    internal static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Gateway.sln"))) return dir.FullName;
-        throw new InvalidOperationException("the repository (Gateway.sln) is not above " + AppContext.BaseDirectory);
     }
 
     public void Dispose() => _state.Dispose();
