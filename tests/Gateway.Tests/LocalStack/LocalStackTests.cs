@@ -116,7 +116,7 @@ public sealed class LocalStackTests(ITestOutputHelper output) : IDisposable
         using (var again = StackProcess.Start(root, env))
         {
             await again.WaitForOutputAsync("Press Ctrl-C to stop everything.", TimeSpan.FromMinutes(5));
-            foreach (var made in new[] { "signing key", "operator key", "issued", "Wrote the agreement" })
+            foreach (var made in new[] { "s signing key (", "Made Lumen's operator key", "Made Samudra's operator key", " issued ", "Wrote the agreement" })
                 Assert.DoesNotContain(made, again.Output);
             foreach (var (file, text) in keys) Assert.Equal(text, File.ReadAllText(file));
             var (code, check) = await RunAsync(root, "deploy/check-local.sh", "--wait 120", env, TimeSpan.FromMinutes(3));
