@@ -195,7 +195,9 @@ public static class DashboardCheck
                         values[name] = found.Count == 0 ? ["__none__"] : AllValue(v) is { } all ? [all] : found;
                         break;
                     case "custom":
-                        values[name] = (DashboardFiles.VariableQuery(v) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                        var choices = (DashboardFiles.VariableQuery(v) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                        // Multi-value or All: every option, as with "All" selected; single-value: the option the dashboard selects.
+                        values[name] = IsMulti(v) ? choices : [CustomCurrent(file, name, v, choices)];
                         break;
                     case "constant" or "textbox":
                         values[name] = [DashboardFiles.VariableQuery(v) ?? ""];
@@ -274,6 +276,20 @@ public static class DashboardCheck
             found = found.Where(v => rx.IsMatch(v)).ToList();
         }
         return found.Distinct().Order(StringComparer.Ordinal).ToList();
+    }
+
+    private static bool IsMulti(JsonElement variable) =>
+        (variable.TryGetProperty("multi", out var m) && m.ValueKind == JsonValueKind.True)
+        || (variable.TryGetProperty("includeAll", out var a) && a.ValueKind == JsonValueKind.True);
+
+    /// <summary>The current value of a single-value custom variable (current.value), which must be one of its options.</summary>
+    private static string CustomCurrent(string file, string name, JsonElement variable, string[] options)
+    {
+        var current = variable.TryGetProperty("current", out var c) && c.ValueKind == JsonValueKind.Object && c.TryGetProperty("value", out var cv)
+                      && cv.ValueKind == JsonValueKind.String ? cv.GetString() : null;
+        if (current is null) return options.Length > 0 ? options[0] : throw new FormatException($"{file}: custom variable ${name} has no options");
+        return options.Contains(current) ? current
+            : throw new FormatException($"{file}: custom variable ${name} selects {current}, which is not one of its options ({string.Join(",", options)})");
     }
 
     /// <summary>A custom "All" value (allValue, e.g. .*) replaces the list of values when All is selected.</summary>

@@ -182,7 +182,7 @@ public sealed class DashboardModelTests
             using var doc = DashboardFiles.Load(path);
             var file = Path.GetFileName(path);
             foreach (var v in DashboardFiles.Variables(doc.RootElement))
-                if (DashboardFiles.VariableQuery(v) is { Length: > 0 } vq) queries.Add(($"{file} ${v.GetProperty("name").GetString()}", vq));
+                if (v.GetProperty("type").GetString() == "query" && DashboardFiles.VariableQuery(v) is { Length: > 0 } vq) queries.Add(($"{file} ${v.GetProperty("name").GetString()}", vq));
             foreach (var p in DashboardFiles.Panels(doc.RootElement))
                 foreach (var t in DashboardFiles.Targets(p))
                     queries.Add(($"{file} '{DashboardFiles.Title(p)}' {t.GetProperty("refId").GetString()}", t.GetProperty("query").GetString()!));
@@ -194,6 +194,14 @@ public sealed class DashboardModelTests
             var read = from.SelectMany(m => m.Groups[2].Success ? m.Groups[2].Value.Split('|') : m.Groups[1].Value.Split(", ").Select(x => x.Trim('"'))).ToList();
             if (read.Count == 0 && !query.Contains("FROM (SELECT")) problems.Add($"{where}: no measurement found in {query}");
             foreach (var m in read.Where(m => !Measurements.Contains(m))) problems.Add($"{where}: measurement {m} is not written by the gateway");
+            // A query reads either the exchange measurements or the city's own, never both (their tags differ).
+            if (read.Any(ExchangeSchema.ContainsKey) && read.Any(m => !ExchangeSchema.ContainsKey(m)))
+                problems.Add($"{where}: reads exchange and other measurements together: {string.Join(", ", read)}");
+            // A field named by a variable is a metric the partner releases to us (the side-by-side panels' measured side):
+            // only over the domain measurements, and only the variables listing the partner's metrics.
+            foreach (var field in System.Text.RegularExpressions.Regex.Matches(query, @"""\$(\w+)""").Select(f => f.Groups[1].Value).Distinct())
+                if (field is not ("mean_metric" or "sum_metric") || read.Any(m => m is not ("traffic" or "water" or "environment")))
+                    problems.Add($"{where}: field \"${field}\" is not a partner metric variable read from traffic, water, environment");
             foreach (var m in read.Where(ExchangeSchema.ContainsKey).Distinct())
             {
                 // Quoted names other than measurements and AS aliases must be tags or fields of the exchange measurements read.
@@ -211,43 +219,72 @@ public sealed class DashboardModelTests
     [Theory]
     [InlineData("exchange.json")]
     [InlineData("city-overview.json")]
-    public void Sister_city_panels_put_our_released_values_next_to_the_partners_per_metric_and_district(string file)
+    public void Sister_city_panels_put_our_measured_values_next_to_the_partners_per_metric_aggregate_and_district(string file)
     {
         using var doc = DashboardFiles.Load(Path.Combine(DashboardFiles.Folder, file));
         var d = doc.RootElement;
-        var vars = DashboardFiles.Variables(d).ToDictionary(v => v.GetProperty("name").GetString()!, v => DashboardFiles.VariableQuery(v)!);
+        var variables = DashboardFiles.Variables(d).ToDictionary(v => v.GetProperty("name").GetString()!);
+        var vars = variables.ToDictionary(kv => kv.Key, kv => DashboardFiles.VariableQuery(kv.Value)!);
         Assert.Equal("SHOW TAG VALUES FROM \"sites\" WITH KEY = \"city\"", vars["city"]);
         Assert.Matches(@"^SHOW TAG VALUES FROM (""shared"", )?""partner"" WITH KEY (= ""city""|IN \(""partner"", ""city""\))$", vars["partner"]);
-        Assert.Equal("SHOW TAG VALUES FROM \"partner\" WITH KEY = \"metric\" WHERE \"city\" =~ /^$partner$/", vars["metric"]);
+        Assert.DoesNotContain("metric", vars.Keys);
+        // The agreements' window: a single value, 15 minutes unless the user picks another.
+        var window = variables["window"];
+        Assert.Equal("custom", window.GetProperty("type").GetString());
+        Assert.Equal("15m,5m,1h", vars["window"]);
+        Assert.False(window.GetProperty("multi").GetBoolean());
+        Assert.Equal("15m", window.GetProperty("current").GetProperty("value").GetString());
 
         var panels = DashboardFiles.Panels(d).ToList();
-        var sideBySide = panels.Where(p => p.TryGetProperty("repeat", out var r) && r.GetString() == "metric").ToList();
-        Assert.NotEmpty(sideBySide);
-        foreach (var p in sideBySide)
+        Assert.DoesNotContain(panels, p => p.TryGetProperty("repeat", out var r) && r.GetString() is { Length: > 0 } by && by != "mean_metric" && by != "sum_metric");
+        string district = file == "city-overview.json" ? "\"district\" =~ /^$district$/ AND " : "";
+        var sideBySide = new List<JsonElement>();
+        foreach (var agg in new[] { "mean", "sum" })
         {
-            var title = DashboardFiles.Title(p);
-            var targets = DashboardFiles.Targets(p).ToList();
-            var ours = Assert.Single(targets, t => t.GetProperty("query").GetString()!.Contains("FROM \"shared\""));
-            var theirs = Assert.Single(targets, t => t.GetProperty("query").GetString()!.Contains("FROM \"partner\""));
-            string Q(JsonElement t) => t.GetProperty("query").GetString()!;
-            string A(JsonElement t) => t.GetProperty("alias").GetString()!;
-            Assert.Contains("\"partner\" =~ /^$partner$/", Q(ours));
-            Assert.Contains("\"metric\" =~ /^$metric$/", Q(ours));
-            Assert.Contains("\"district\"", Q(ours)[Q(ours).IndexOf("GROUP BY", StringComparison.Ordinal)..]);
-            Assert.Contains("\"city\" =~ /^$partner$/", Q(theirs));
-            Assert.Contains("\"metric\" =~ /^$metric$/", Q(theirs));
-            Assert.Contains("\"city\", \"district\"", Q(theirs)[Q(theirs).IndexOf("GROUP BY", StringComparison.Ordinal)..]);
-            Assert.True(A(ours).StartsWith("$city $tag_district", StringComparison.Ordinal), $"'{title}': our series are not labelled by city and district: {A(ours)}");
-            Assert.True(A(theirs).StartsWith("$tag_city $tag_district", StringComparison.Ordinal), $"'{title}': partner series are not labelled by city and district: {A(theirs)}");
+            var by = agg + "_metric";
+            Assert.Equal($"SHOW TAG VALUES FROM \"partner\" WITH KEY = \"metric\" WHERE \"city\" =~ /^$partner$/ AND \"aggregate\" = '{agg}'", vars[by]);
+            Assert.True(variables[by].GetProperty("multi").GetBoolean() && variables[by].GetProperty("includeAll").GetBoolean(), $"${by}: not multi-value with All");
+            var repeated = panels.Where(p => p.TryGetProperty("repeat", out var r) && r.GetString() == by).ToList();
+            Assert.NotEmpty(repeated);
+            sideBySide.AddRange(repeated);
+            foreach (var p in repeated)
+            {
+                var title = DashboardFiles.Title(p);
+                var targets = DashboardFiles.Targets(p).ToList();
+                Assert.Equal(2, targets.Count);
+                string Q(JsonElement t) => t.GetProperty("query").GetString()!;
+                string A(JsonElement t) => t.GetProperty("alias").GetString()!;
+                // Ours: our own raw measurements, the same aggregate as the partner's release, per district and agreement window.
+                var ours = Assert.Single(targets, t => Q(t).Contains("FROM \"traffic\", \"water\", \"environment\""));
+                Assert.Equal($"SELECT {agg}(\"${by}\") FROM \"traffic\", \"water\", \"environment\" WHERE {district}$timeFilter GROUP BY time($window), \"district\" fill(none)", Q(ours));
+                // Theirs: the partner's release of that metric with that aggregate, combined over a window as the aggregate combines.
+                var theirs = Assert.Single(targets, t => Q(t).Contains("FROM \"partner\""));
+                Assert.StartsWith($"SELECT {agg}(\"value\") FROM \"partner\" WHERE ", Q(theirs));
+                Assert.Contains("\"city\" =~ /^$partner$/", Q(theirs));
+                Assert.Contains($"\"metric\" =~ /^${by}$/", Q(theirs));
+                Assert.Contains($"\"aggregate\" = '{agg}'", Q(theirs));
+                Assert.EndsWith("GROUP BY time($window), \"city\", \"district\", \"domain\" fill(none)", Q(theirs));
+                Assert.True(A(ours).StartsWith("$city $tag_district (measured", StringComparison.Ordinal), $"'{title}': our series are not labelled by city and district as measured: {A(ours)}");
+                Assert.True(A(theirs).StartsWith("$tag_city $tag_district (released", StringComparison.Ordinal), $"'{title}': partner series are not labelled by city and district as released: {A(theirs)}");
+                Assert.DoesNotContain(targets, t => Q(t).Contains("\"shared\""));
+                Assert.Equal("timeseries", p.GetProperty("type").GetString());
+            }
         }
         if (file == "city-overview.json")
         {
             var row = Assert.Single(panels, p => p.GetProperty("type").GetString() == "row" && DashboardFiles.Title(p) == "Sister cities");
             int y = row.GetProperty("gridPos").GetProperty("y").GetInt32();
             Assert.All(sideBySide, p => Assert.True(p.GetProperty("gridPos").GetProperty("y").GetInt32() > y, "side-by-side panel above the Sister cities row"));
-            Assert.All(sideBySide, p => Assert.Contains("\"district\" =~ /^$district$/", DashboardFiles.Targets(p).First(t => t.GetProperty("query").GetString()!.Contains("\"shared\"")).GetProperty("query").GetString()));
         }
-        else Assert.Contains(panels, p => p.GetProperty("type").GetString() == "timeseries" && sideBySide.Contains(p));
+        else
+        {
+            // What we released stays visible, per partner, district and metric, below the side-by-side panels.
+            var row = Assert.Single(panels, p => p.GetProperty("type").GetString() == "row" && DashboardFiles.Title(p) == "Released by $city");
+            int at = panels.IndexOf(row);
+            Assert.True(sideBySide.All(p => panels.IndexOf(p) < at), "side-by-side panels below the row Released by $city");
+            Assert.Contains(panels.Skip(at + 1), p => DashboardFiles.Targets(p).Any(t => t.GetProperty("query").GetString()!.Contains("FROM \"shared\"")
+                                                                                         && t.GetProperty("query").GetString()!.Contains("\"district\", \"metric\"")));
+        }
     }
 
     [Fact]

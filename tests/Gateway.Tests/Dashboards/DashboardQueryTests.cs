@@ -35,9 +35,11 @@ public sealed class DashboardQueryTests(ServicesFixture services, ITestOutputHel
             foreach (var (name, values) in variables) output.WriteLine($"{file} ${name} = ({string.Join("|", values)})");
         int variableQueries = result.Count("variable"), panelQueries = result.Count("panel");
         Assert.True(variableQueries >= 10 && panelQueries >= 40, $"only {variableQueries} variable and {panelQueries} panel queries");
-        // Each side-by-side panel ran once per metric the partner releases to us.
-        Assert.Equal(["intensity", "pm25"], result.Variables["exchange.json"]["metric"]);
-        Assert.Equal(4, result.Outcomes.Count(o => o.Query.File == "exchange.json" && o.Query.Title == "$metric by district: $city and $partner"));
+        // Each side-by-side panel ran once per metric the partner releases to us with its aggregate (two queries each).
+        Assert.Equal(["pm25"], result.Variables["exchange.json"]["mean_metric"]);
+        Assert.Equal(["intensity"], result.Variables["exchange.json"]["sum_metric"]);
+        Assert.Equal(2, result.Outcomes.Count(o => o.Query.File == "exchange.json" && o.Query.Title == "$mean_metric (mean per window) by district: $city and $partner"));
+        Assert.Equal(2, result.Outcomes.Count(o => o.Query.File == "exchange.json" && o.Query.Title == "$sum_metric (sum per window) by district: $city and $partner"));
         Assert.True(result.Ok, result.Summary());
     }
 

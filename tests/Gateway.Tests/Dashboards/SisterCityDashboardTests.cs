@@ -8,7 +8,7 @@ namespace CityGateway.Tests.Dashboards;
 /// Two federated cities, each with its own gateway and database, release to each other through the real release job
 /// and federation client; every dashboard, checked against each city's own database as that city's Grafana would
 /// read it, returns data but for the queries dashboards/README.md lists as empty when all is well, and the side-by-side
-/// panels show both cities for every metric received.
+/// panels show, for every metric received, our measured figure next to the partner's released one.
 /// </summary>
 [Collection(ServicesCollection.Name)]
 public sealed class SisterCityDashboardTests(ServicesFixture services, ITestOutputHelper output)
@@ -49,16 +49,23 @@ public sealed class SisterCityDashboardTests(ServicesFixture services, ITestOutp
             var exchange = result.Variables["exchange.json"];
             Assert.Equal([city.Id], exchange["city"]);
             Assert.Equal([partner.Id], exchange["partner"]);
-            Assert.Equal(["flow", "intensity", "pm25", "temperature"], exchange["metric"]);
+            // The fixture's agreements share pm25, temperature and flow as means and intensity as a sum, both ways.
+            Assert.Equal(["flow", "pm25", "temperature"], exchange["mean_metric"]);
+            Assert.Equal(["intensity"], exchange["sum_metric"]);
+            Assert.Equal(["15m"], exchange["window"]);
             Assert.Equal([partner.Id], result.Variables["city-overview.json"]["partner"]);
-            // Every copy of every side-by-side panel has both sides: ours (A, shared) and the partner's (B, partner).
-            foreach (var (file, title) in new[] { ("exchange.json", "$metric by district: $city and $partner"),
-                         ("exchange.json", "$metric, latest window by district: $city and $partner"), ("city-overview.json", "$metric by district: $city and $partner") })
-            {
-                var copies = result.Outcomes.Where(o => o.Query.File == file && o.Query.Title == title).ToList();
-                Assert.Equal(exchange["metric"].Count * 2, copies.Count);
-                Assert.All(copies, o => Assert.True(o.HasData, $"{o.Query}: no data\n{o.Expanded}"));
-            }
+            Assert.Equal(exchange["mean_metric"], result.Variables["city-overview.json"]["mean_metric"]);
+            Assert.Equal(exchange["sum_metric"], result.Variables["city-overview.json"]["sum_metric"]);
+            // Every copy of every side-by-side panel has both sides: ours (A, measured) and the partner's (B, released).
+            foreach (var file in new[] { "exchange.json", "city-overview.json" })
+                foreach (var (title, by) in new[] { ("$mean_metric (mean per window) by district: $city and $partner", "mean_metric"),
+                             ("$sum_metric (sum per window) by district: $city and $partner", "sum_metric") })
+                {
+                    var copies = result.Outcomes.Where(o => o.Query.File == file && o.Query.Title == title).ToList();
+                    Assert.Equal(exchange[by].Count * 2, copies.Count);
+                    Assert.Equal(exchange[by].Order(), copies.Select(o => o.Query.Repeat!.Value.Value).Distinct().Order());
+                    Assert.All(copies, o => Assert.True(o.HasData, $"{o.Query}: no data\n{o.Expanded}"));
+                }
         }
     }
 }
