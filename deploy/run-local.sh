@@ -205,24 +205,31 @@ for city in lumen samudra; do
     || { echo "error: the simulators could not write $(city_name "$city")'s device registry, see $state/logs/$city-simulators.log" >&2; exit 1; }
 done
 
-# Lumen also has a water-quality instrument on a serial line: a pseudo-terminal pair stands in for
-# the cable, the gateway reads one end and the serial simulator writes the other.
-lumen_dir=$(city_dir lumen)
-serial_sim=(dotnet "$state/bin/simulators/Simulators.dll" serial --port "$lumen_dir/tty-instrument" --format kv
-            --devices 4 --rate 2 --noise 0.01 --seed "$(city_seed lumen)" --city lumen --registry "$lumen_dir/serial-devices.json")
-"${serial_sim[@]}" --registry-only >>"$state/logs/lumen-simulators.log" 2>&1 \
-  || { echo "error: the serial simulator could not write its registry, see $state/logs/lumen-simulators.log" >&2; exit 1; }
-rm -f "$lumen_dir/tty-gateway" "$lumen_dir/tty-instrument"
-socat pty,raw,echo=0,link="$lumen_dir/tty-gateway" pty,raw,echo=0,link="$lumen_dir/tty-instrument" >"$state/logs/lumen-serial-line.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do [ -e "$lumen_dir/tty-gateway" ] && [ -e "$lumen_dir/tty-instrument" ] && break; sleep 0.1; done
-[ -e "$lumen_dir/tty-gateway" ] || { echo "error: socat made no serial line, see $state/logs/lumen-serial-line.log" >&2; exit 1; }
+# Each city also has a water-quality instrument on a serial line: a pseudo-terminal pair stands in
+# for the cable, the gateway reads one end and the serial simulator writes the other.
+serial_sim() {
+  local city=$1; shift
+  local dir; dir=$(city_dir "$city")
+  local extra=()
+  [ "$city" = samudra ] && extra=(--districts "$SISTER_DISTRICTS" --centre "$SISTER_CENTRE")
+  dotnet "$state/bin/simulators/Simulators.dll" serial --port "$dir/tty-instrument" --format kv --devices 4 --rate 2 \
+    --noise 0.01 --seed "$(city_seed "$city")" --city "$city" --registry "$dir/serial-devices.json" "${extra[@]}" "$@"
+}
+for city in lumen samudra; do
+  dir=$(city_dir "$city")
+  serial_sim "$city" --registry-only >>"$state/logs/$city-simulators.log" 2>&1 \
+    || { echo "error: the serial simulator could not write $(city_name "$city")'s registry, see $state/logs/$city-simulators.log" >&2; exit 1; }
+  rm -f "$dir/tty-gateway" "$dir/tty-instrument"
+  socat pty,raw,echo=0,link="$dir/tty-gateway" pty,raw,echo=0,link="$dir/tty-instrument" >"$state/logs/$city-serial-line.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do [ -e "$dir/tty-gateway" ] && [ -e "$dir/tty-instrument" ] && break; sleep 0.1; done
+  [ -e "$dir/tty-gateway" ] || { echo "error: socat made no serial line, see $state/logs/$city-serial-line.log" >&2; exit 1; }
+done
 
 step "Starting the two gateways..."
 for city in lumen samudra; do
   dir=$(city_dir "$city"); partner=$(partner_of "$city")
-  serial=()
-  [ "$city" = lumen ] && serial=(--Gateway:Registry:Paths:2="$dir/serial-devices.json"
+  serial=(--Gateway:Registry:Paths:2="$dir/serial-devices.json"
     --Gateway:Serial:Ports:0:Name=water-quality --Gateway:Serial:Ports:0:Path="$dir/tty-gateway"
     --Gateway:Serial:Ports:0:Format=kv --Gateway:Serial:Ports:0:DeviceField=dev)
   (cd "$dir" && \
@@ -259,9 +266,11 @@ for city in lumen samudra; do
     tail -20 "$state/logs/$city-gateway.log" >&2; exit 1; }
 done
 
-step "Starting the simulated fleets (each first sends the last $SIM_BACKFILL of buffered readings) and the serial instrument..."
-"${serial_sim[@]}" --no-progress >>"$state/logs/lumen-simulators.log" 2>&1 &
-pids+=($!)
+step "Starting the simulated fleets (each first sends the last $SIM_BACKFILL of buffered readings) and the serial instruments..."
+for city in lumen samudra; do
+  serial_sim "$city" --no-progress >>"$state/logs/$city-simulators.log" 2>&1 &
+  pids+=($!)
+done
 for city in lumen samudra; do
   simulator "$city" --backfill "$SIM_BACKFILL" --rate "$SIM_RATE" --no-progress \
     --report "$(city_dir "$city")/simulation-report.json" >>"$state/logs/$city-simulators.log" 2>&1 &
@@ -285,7 +294,8 @@ banner() {
                        influx -port $INFLUX_PORT -database $db -execute 'SELECT * FROM partner ORDER BY time DESC LIMIT 10'
     Agreement        $dir/agreements/$(partner_of "$city").json
     Devices          yours: $dir/devices.json   simulated: $dir/simulated-devices.json
-    Quarantine       $dir/quarantine.jsonl$( [ "$city" = lumen ] && printf '\n    Serial line      %s (a water-quality instrument, 4 devices, kv lines)' "$dir/tty-gateway")
+    Quarantine       $dir/quarantine.jsonl
+    Serial line      $dir/tty-gateway (a water-quality instrument, 4 devices, kv lines)
 INFO
 }
 

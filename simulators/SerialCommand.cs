@@ -156,13 +156,15 @@ public static class SerialCommand
         public readonly Option<double> OpenTimeout = CliOptions.Number("--open-timeout", "SECONDS",
             "keep trying to open the port this long at the start (default 10)", max: 86400);
         public readonly Option<string> City = CliOptions.Text("--city", "NAME", "city id in the registry (default lumen)", nonEmpty: false);
+        public readonly Option<List<string>> Districts = SimulatorCommand.DistrictsOption();
+        public readonly Option<(double Latitude, double Longitude)> Centre = SimulatorCommand.CentreOption();
         public readonly Option<string> Registry = CliOptions.Text("--registry", "FILE", "write the device registry here before writing");
         public readonly Option<string> Report = CliOptions.Text("--report", "FILE", "write the run report here as JSON");
         public readonly Option<bool> RegistryOnly = CliOptions.Flag("--registry-only", "write the registry (to --registry FILE, else stdout) and exit");
         public readonly Option<bool> NoProgress = CliOptions.Flag("--no-progress", "no live progress line on stderr");
 
         public Option[] All => [Port, Format, Devices, Rate, Baud, Throttle, MessagesPerDevice, Duration, Seed, NoChecksum, LineEnding, Noise,
-            SplitWrites, CurveTime, OpenTimeout, City, Registry, Report, RegistryOnly, NoProgress];
+            SplitWrites, CurveTime, OpenTimeout, City, Districts, Centre, Registry, Report, RegistryOnly, NoProgress];
 
         /// <summary>The options of a parsed command line; what is not given keeps the default of <see cref="SerialSimulatorOptions"/>.</summary>
         public SerialParsedCommand Bind(ParseResult r)
@@ -183,6 +185,8 @@ public static class SerialCommand
             if (r.Given(CurveTime, out var curveTime)) o.CurveTime = curveTime;
             if (r.Given(OpenTimeout, out var openTimeout)) o.OpenTimeout = TimeSpan.FromSeconds(openTimeout);
             if (r.Given(City, out var city)) o.City = city;
+            if (r.Given(Districts, out var districts)) o.Districts = districts;
+            if (r.Given(Centre, out var centre)) (o.CentreLatitude, o.CentreLongitude) = centre;
             if (r.Given(Registry, out var registry)) o.RegistryPath = registry;
             if (r.Given(Report, out var report)) o.ReportPath = report;
             try { o.Validate(needPort: !result.RegistryOnly); }

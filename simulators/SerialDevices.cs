@@ -126,9 +126,10 @@ public sealed class SerialDevice
         string prefix = SerialDeviceTypes.IdPrefix(format);
         int domain = SerialDeviceTypes.SeedDomain(format);
         var devices = new SerialDevice[o.Devices];
+        var map = o.Map();
         for (int i = 0; i < devices.Length; i++)
         {
-            var (district, site, lat, lon) = Fleet.Place(new Random(Identifiers.DeviceSeed(o.Seed, domain, i, 1)), type);
+            var (district, site, lat, lon) = map.Place(new Random(Identifiers.DeviceSeed(o.Seed, domain, i, 1)), type);
             var model = type.CreateModel(new Random(Identifiers.DeviceSeed(o.Seed, domain, i, 2)));
             devices[i] = new SerialDevice($"{prefix}{i + 1:D3}", i, type, district, site, lat, lon, model);
         }

@@ -63,6 +63,17 @@ public sealed class SerialSimulatorOptions
     /// <summary>City id written to the registry.</summary>
     public string City { get; set; } = "lumen";
 
+    /// <summary>The city's district names; null for the default city's (as for the MQTT fleet).</summary>
+    public List<string>? Districts { get; set; }
+
+    /// <summary>The city's centre; null for the default city's.</summary>
+    public double? CentreLatitude { get; set; }
+
+    public double? CentreLongitude { get; set; }
+
+    /// <summary>Where the devices are placed: the same map as an MQTT fleet of the same city and seed.</summary>
+    public CityMap Map() => CityMap.Create(Districts, CentreLatitude, CentreLongitude, Seed);
+
     /// <summary>When set, the device registry is written to this file before writing starts.</summary>
     public string? RegistryPath { get; set; }
 
@@ -90,6 +101,9 @@ public sealed class SerialSimulatorOptions
             throw new ArgumentException($"unknown format '{Format}'; known: {string.Join(", ", AllFormats)}");
         if (string.IsNullOrEmpty(City) || !City.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
             throw new ArgumentException($"city '{City}' must be non-empty and use only letters, digits, '-' and '_'");
+        if (Districts is not null) CityMap.ValidateDistricts(Districts);
+        if (CentreLatitude.HasValue != CentreLongitude.HasValue) throw new ArgumentException("--centre: give both the latitude and the longitude");
+        if (CentreLatitude is { } lat && CentreLongitude is { } lon) CityMap.ValidateCentre(lat, lon);
         if (Devices is < 1 or > 999) throw new ArgumentException("the number of devices must be 1 to 999");
         if (!double.IsFinite(Rate) || Rate < 0) throw new ArgumentException("the rate must be 0 or a positive number of lines per second");
         if (BaudRate < 50) throw new ArgumentException("the baud rate must be at least 50");

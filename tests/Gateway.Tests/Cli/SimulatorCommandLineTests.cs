@@ -28,7 +28,7 @@ public sealed class SimulatorCommandLineTests
     private static readonly string[] SerialOptions =
     [
         "--port", "--format", "--devices", "--rate", "--baud", "--throttle", "--messages-per-device", "--duration", "--seed", "--no-checksum",
-        "--line-ending", "--noise", "--split-writes", "--curve-time", "--open-timeout", "--city", "--registry", "--report", "--registry-only",
+        "--line-ending", "--noise", "--split-writes", "--curve-time", "--open-timeout", "--city", "--districts", "--centre", "--registry", "--report", "--registry-only",
         "--no-progress",
     ];
 

@@ -165,6 +165,27 @@ public sealed class BackfillAndCityMapTests
     }
 
     [Fact]
+    public async Task A_serial_instrument_of_a_city_of_its_own_is_placed_in_that_citys_districts()
+    {
+        using var dir = new TempDir("serial-city-map");
+        string[] districts = ["pelabuhan", "kota-lama", "pasar-baru"];
+        var (code, _, error) = await RunAsync(["serial", "--format", "kv", "--devices", "12", "--city", "samudra",
+            "--districts", string.Join(",", districts), "--centre", "-6.12,106.83", "--seed", "9", "--registry-only", "--registry", dir.File("s.json")]);
+        Assert.True(code == 0, error);
+        var registry = JsonSerializer.Deserialize<DeviceRegistryFile>(File.ReadAllText(dir.File("s.json")))!;
+        Assert.Equal("samudra", registry.City);
+        Assert.Equal(12, registry.Devices.Count);
+        Assert.All(registry.Devices.Values, d => Assert.Contains(d.District, districts));
+        Assert.All(registry.Devices.Values, d => Assert.InRange(d.Latitude!.Value, -6.12 - 0.04, -6.12 + 0.04));
+
+        // Without them, the serial instruments stay in the default city, as before.
+        var (plainCode, _, plainError) = await RunAsync(["serial", "--format", "kv", "--devices", "12", "--seed", "9", "--registry-only", "--registry", dir.File("p.json")]);
+        Assert.True(plainCode == 0, plainError);
+        var plain = JsonSerializer.Deserialize<DeviceRegistryFile>(File.ReadAllText(dir.File("p.json")))!;
+        Assert.All(plain.Devices.Values, d => Assert.Contains(d.District, Fleet.Districts));
+    }
+
+    [Fact]
     public void Naming_the_default_districts_and_centre_gives_the_default_city()
     {
         var plain = new SimulatorOptions { TrafficDevices = 20, WaterDevices = 20, EnvironmentDevices = 20, Seed = 11 };
