@@ -16,7 +16,11 @@ public sealed class ServiceProcess : IDisposable
         _process = process;
     }
 
-    public static ServiceProcess Start(string file, string arguments, string workingDirectory)
+    public static ServiceProcess Start(string file, string arguments, string workingDirectory) =>
+        Start(file, arguments, workingDirectory, null);
+
+    /// <summary>As <see cref="Start(string, string, string)"/>, with these environment variables set (a null value removes one).</summary>
+    public static ServiceProcess Start(string file, string arguments, string workingDirectory, IReadOnlyDictionary<string, string?>? environment)
     {
         var path = Which(file) ?? throw new InvalidOperationException(
             $"'{file}' is not installed. Run deploy/test.sh, which installs the test dependencies (mosquitto, influxdb, socat).");
@@ -27,6 +31,11 @@ public sealed class ServiceProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) psi.Environment.Remove(name);
+            else psi.Environment[name] = value;
+        }
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
         var sp = new ServiceProcess(p);
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (sp._output) sp._output.AppendLine(e.Data); };
@@ -57,6 +66,19 @@ public sealed class ServiceProcess : IDisposable
     public string Output
     {
         get { lock (_output) return _output.ToString(); }
+    }
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Sends a signal (2 SIGINT, 15 SIGTERM, ...).</summary>
+    public void Signal(int signal) => Mono.Posix.Kill(_process.Id, signal);
+
+    /// <summary>Waits for the process to exit and its output to be read; false when it is still running after <paramref name="timeout"/>.</summary>
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try { await _process.WaitForExitAsync(cts.Token); return true; }
+        catch (OperationCanceledException) { return false; }
     }
 
     /// <summary>SIGKILL, as a crash or power cut would.</summary>

@@ -164,60 +164,20 @@ public sealed class LocalStackCollection
     public const string Name = "local stack";
 }
 
-/// <summary>A script of the repository run by bash, with its output captured; SIGINT is ignored when
-/// it starts, as for a background job of a non-interactive shell.</summary>
-internal sealed class StackProcess : IDisposable
+/// <summary>A script of the repository run by bash with SIGINT ignored when it starts, as for a
+/// background job of a non-interactive shell.</summary>
+internal static class StackProcess
 {
-    private readonly Process _process;
-    private readonly System.Text.StringBuilder _output = new();
-
-    private StackProcess(Process process) => _process = process;
-
-    public static StackProcess Start(string root, Dictionary<string, string> env, string script = "deploy/run-local.sh", string args = "")
+    public static ServiceProcess Start(string root, Dictionary<string, string> env, string script = "deploy/run-local.sh", string args = "")
     {
-        var psi = new ProcessStartInfo("bash", ["-c", $"trap '' INT; exec bash {script} {args}"])
-        {
-            WorkingDirectory = root, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        foreach (var (k, v) in env) psi.Environment[k] = v;
-        psi.Environment.Remove("RUN_LOCAL_SIGNALS");
-        var p = new Process { StartInfo = psi };
-        var sp = new StackProcess(p);
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (sp._output) sp._output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (sp._output) sp._output.AppendLine(e.Data); };
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return sp;
+        var environment = env.ToDictionary(e => e.Key, e => (string?)e.Value);
+        environment["RUN_LOCAL_SIGNALS"] = null;
+        return ServiceProcess.Start("bash", $"-c \"trap '' INT; exec bash {script} {args}\"", root, environment);
     }
 
-    public string Output { get { lock (_output) return _output.ToString(); } }
-
-    public int ExitCode => _process.ExitCode;
-
-    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    public static async Task WaitForOutputAsync(this ServiceProcess process, string text, TimeSpan timeout)
     {
-        await Wait.UntilAsync(() => Output.Contains(text) || _process.HasExited, timeout, () => $"no '{text}' in:\n{Output}");
-        if (!Output.Contains(text)) throw new InvalidOperationException($"the script stopped before '{text}':\n{Output}");
-    }
-
-    public void Signal(int signal) => Mono.Posix.Kill(_process.Id, signal);
-
-    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        try { await _process.WaitForExitAsync(cts.Token); return true; }
-        catch (OperationCanceledException) { return false; }
-    }
-
-    public void Dispose()
-    {
-        if (!_process.HasExited)
-        {
-            // A test that failed half-way: stop the stack as a user would, then make sure.
-            Signal(15);
-            if (!_process.WaitForExit(60_000)) _process.Kill(entireProcessTree: true);
-        }
-        _process.Dispose();
+        await Wait.UntilAsync(() => process.Output.Contains(text) || process.HasExited, timeout, () => $"no '{text}' in:\n{process.Output}");
+        if (!process.Output.Contains(text)) throw new InvalidOperationException($"the script stopped before '{text}':\n{process.Output}");
     }
 }
