@@ -31,6 +31,15 @@ public interface IFrameLog : IDisposable
     Task WaitForRoomAsync(CancellationToken ct);
 
     JournalStats Stats { get; }
+
+    /// <summary>The highest appended sequence that is as durable as the journal's Fsync policy
+    /// promises (for a policy that syncs: its fdatasync has returned). A log that does not sync
+    /// reports every appended frame as durable.</summary>
+    long DurableSequence => long.MaxValue;
+
+    /// <summary>Completes once every frame up to <paramref name="sequence"/> is durable (see
+    /// <see cref="DurableSequence"/>); at once for a log that does not sync.</summary>
+    ValueTask WaitDurableAsync(long sequence, CancellationToken ct) => ValueTask.CompletedTask;
 }
 
 public readonly record struct JournalStats(bool Durable, long Bytes, long MaxBytes, int Segments, long Appended, long Committed, long Pending, bool Full);
