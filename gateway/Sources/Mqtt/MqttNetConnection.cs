@@ -78,7 +78,7 @@ public sealed class MqttNetConnection : IMqttConnection
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
         {
             // A certificate or key that cannot be read: reported by the source's loop, which retries.
-            return MqttConnectResult.Unreachable($"TLS settings (Gateway:Mqtt:Tls): {e.Message}");
+            return MqttConnectResult.Unreachable(_useTls ? $"TLS settings (Gateway:Mqtt:Tls): {e.Message}" : e.Message);
         }
         var client = _factory.CreateMqttClient();
         client.ApplicationMessageReceivedAsync += e => OnMessage(client, e);
@@ -343,20 +343,18 @@ public sealed class MqttNetConnection : IMqttConnection
             .WithKeepAlivePeriod(TimeSpan.FromSeconds(Math.Max(5, o.KeepAliveSeconds)))
             .WithTimeout(TimeSpan.FromSeconds(Math.Max(10, o.KeepAliveSeconds)))
             // The broker answers what it supports (as with libmosquitto); the client does not pre-judge.
-            .WithTcpServer(tcp =>
-            {
-                tcp.RemoteEndpoint = new System.Net.DnsEndPoint(_host, _port);
-                tcp.NoDelay = true;
-                tcp.BufferSize = o.SocketBufferBytes;
-                if (_useTls) tcp.TlsOptions = TlsOptions();
-            });
+            .WithTcpServer(_host, _port);
         // MQTT 5: clean start and a session expiry; 3.1.1: the clean-session flag.
         builder = v5 ? builder.WithCleanStart(o.CleanSession) : builder.WithCleanSession(o.CleanSession);
         if (v5 && !o.CleanSession && o.SessionExpirySeconds > 0) builder = builder.WithSessionExpiryInterval(o.SessionExpirySeconds);
         if (v5 && o.MaxInflight > 0) builder = builder.WithReceiveMaximum((ushort)Math.Min(o.MaxInflight, 65535));
         if (!string.IsNullOrEmpty(o.Username)) builder = builder.WithCredentials(o.Username, o.Password);
+        if (_useTls) builder = builder.WithTlsOptions(TlsOptions());
         var options = builder.Build();
         options.ValidateFeatures = false;
+        var tcp = (MqttClientTcpOptions)options.ChannelOptions;
+        tcp.NoDelay = true;
+        tcp.BufferSize = o.SocketBufferBytes;
         return options;
     }
 

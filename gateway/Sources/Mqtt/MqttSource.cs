@@ -79,6 +79,9 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     private static TaskCompletionSource<MqttDisconnect> NewLost() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Stored messages waiting for the journal's sync before their acknowledgement.</summary>
+    internal int PendingAcknowledgements => _pending?.Count ?? 0;
+
     private TimeSpan MinDelay => TimeSpan.FromSeconds(Math.Max(1, _options.ReconnectMinSeconds));
 
     private TimeSpan MaxDelay => TimeSpan.FromSeconds(Math.Max(_options.ReconnectMinSeconds, _options.ReconnectMaxSeconds));
