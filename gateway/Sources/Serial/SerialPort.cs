@@ -43,7 +43,6 @@ public sealed class SerialPort : IDisposable
             Parity = settings.Parity switch { Parity.Even => Ports.Parity.Even, Parity.Odd => Ports.Parity.Odd, _ => Ports.Parity.None },
             StopBits = settings.StopBits == 2 ? Ports.StopBits.Two : Ports.StopBits.One,
             Handshake = settings.HardwareFlowControl ? Ports.Handshake.RequestToSend : Ports.Handshake.None,
-            ReadBufferSize = 64 * 1024,
             WriteTimeout = Ports.SerialPort.InfiniteTimeout,
         };
         try
@@ -65,9 +64,10 @@ public sealed class SerialPort : IDisposable
     }
 
     /// <summary>
-    /// The kernel raises DTR and RTS when a tty is opened and devices expect them (some USB adapters
-    /// send nothing without DTR); the library lowers them unless told. A pseudo-terminal has no
-    /// modem lines: the request fails there and changes nothing.
+    /// A tty opened on Linux has DTR and RTS raised, and devices expect them (some USB adapters send
+    /// nothing without DTR); System.IO.Ports drives them from DtrEnable/RtsEnable, off by default,
+    /// so they are asked for. A pseudo-terminal has no modem lines: the request fails there and
+    /// changes nothing.
     /// </summary>
     private static void RaiseModemLines(Ports.SerialPort port, bool hardwareFlowControl)
     {

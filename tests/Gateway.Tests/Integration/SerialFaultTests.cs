@@ -124,6 +124,8 @@ public sealed class SerialFaultTests(ServicesFixture services, ITestOutputHelper
         Assert.Equal(SerialFaults.DeviceGone, SerialFaults.Describe(missing, noFile));
         Assert.Equal(SerialFaults.PermissionDenied, SerialFaults.Describe(pty.GatewayEnd, accessDenied));
         Assert.Equal(SerialFaults.NotATerminal, SerialFaults.Describe(pty.GatewayEnd, notTty));
+        var busy = new UnauthorizedAccessException("Access to the port is denied.", new IOException("Device or resource busy", 16));
+        Assert.Equal(SerialFaults.Busy, SerialFaults.Describe(pty.GatewayEnd, busy));
         Assert.Equal(SerialFaults.DeviceGone, SerialFaults.DescribeLoss(missing, new ObjectDisposedException("SerialPort", "The port is closed.")));
         Assert.Equal(SerialFaults.HangUp, SerialFaults.DescribeLoss(pty.GatewayEnd, new ObjectDisposedException("SerialPort", "The port is closed.")));
         Assert.Equal(SerialFaults.HangUp, SerialFaults.DescribeLoss(pty.GatewayEnd, new IOException("Input/output error", 5)));
