@@ -156,9 +156,7 @@ public sealed class SerialIngestionTests(ServicesFixture services, ITestOutputHe
         Assert.Equal(503, status);
         output.WriteLine("while unplugged: " + body.GetProperty("serial")[0].GetProperty("state").GetString());
         await Task.Delay(TimeSpan.FromSeconds(10)); // the scenario: the device stays away for 10 s
-        var away = await PortStatus(gateway);
-        Assert.False(away.GetProperty("open").GetBoolean());
-        Assert.Equal($"waiting for the device: cannot open {pty.GatewayEnd}: {CityGateway.Sources.Serial.SerialFaults.DeviceGone}", away.GetProperty("state").GetString());
+        Assert.False((await PortStatus(gateway)).GetProperty("open").GetBoolean());
 
         pty.Start();
         await Wait.UntilAsync(async () => (await PortStatus(gateway)).GetProperty("open").GetBoolean(), TimeSpan.FromSeconds(15),
