@@ -294,11 +294,12 @@ public sealed class MqttPublishClient : IDisposable
         var builder = new MqttClientOptionsBuilder()
             .WithTcpServer(tcp =>
             {
-                tcp.RemoteEndpoint = new System.Net.DnsEndPoint(Host, Port);
                 tcp.BufferSize = o.SocketBufferBytes;
                 tcp.NoDelay = true;
+                tcp.StreamProvider = new BufferedSocketStreamProvider(o.SocketBufferBytes);
                 if (UseTls) tcp.TlsOptions = BuildTls();
             })
+            .WithEndPoint(new System.Net.DnsEndPoint(Host, Port))
             .WithClientId(o.ClientId)
             .WithCleanSession(true)
             .WithProtocolVersion(_protocol)
