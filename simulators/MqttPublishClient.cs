@@ -249,7 +249,10 @@ public sealed class MqttPublishClient : IDisposable
         for (var x = e; x is not null; x = x.InnerException)
         {
             if (x is SocketException s) return s.Message;
-            if (x is AuthenticationException a) return "TLS: " + (a.InnerException?.Message ?? a.Message);
+            if (x is AuthenticationException a)
+                return a.Message.Contains("RemoteCertificateValidationCallback", StringComparison.Ordinal)
+                    ? "TLS: the broker's certificate was not accepted (not from a trusted CA, or not for this host)"
+                    : "TLS: " + (a.InnerException?.Message ?? a.Message);
         }
         var inner = e;
         while (inner.InnerException is not null) inner = inner.InnerException;
@@ -291,20 +294,25 @@ public sealed class MqttPublishClient : IDisposable
     private MqttClientOptions BuildOptions()
     {
         var o = _options;
+        // WithEndPoint first: it starts the TCP options afresh.
         var builder = new MqttClientOptionsBuilder()
+            .WithEndPoint(new System.Net.DnsEndPoint(Host, Port))
             .WithTcpServer(tcp =>
             {
                 tcp.BufferSize = o.SocketBufferBytes;
                 tcp.NoDelay = true;
-                tcp.StreamProvider = new BufferedSocketStreamProvider(o.SocketBufferBytes);
+                // Over TLS, SslStream reads whole records already; in the clear the client reads
+                // through a buffer of its own (see BufferedSocketStream).
                 if (UseTls) tcp.TlsOptions = BuildTls();
+                else tcp.StreamProvider = new BufferedSocketStreamProvider(o.SocketBufferBytes);
             })
-            .WithEndPoint(new System.Net.DnsEndPoint(Host, Port))
             .WithClientId(o.ClientId)
             .WithCleanSession(true)
             .WithProtocolVersion(_protocol)
             .WithKeepAlivePeriod(o.KeepAlive)
-            .WithTimeout(TimeSpan.FromSeconds(10));
+            .WithTimeout(TimeSpan.FromSeconds(10))
+            // One write per packet: header and payload in two writes cost two send calls per publish.
+            .WithoutPacketFragmentation();
         if (!string.IsNullOrEmpty(o.Username)) builder.WithCredentials(o.Username, o.Password);
         return builder.Build();
     }
