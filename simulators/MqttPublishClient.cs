@@ -501,9 +501,15 @@ public sealed class MqttPublishClient : IDisposable
             }
             else if (IsConnectionFault(task.Exception?.GetBaseException()))
             {
-                // Sent again once connected; if that has happened already, straight away.
-                if (_ready) _waiting.Enqueue(p);
-                else _resend.Add(p);
+                // Sent again once connected. A failure of the connection before this one, arriving
+                // when the next one is up already, is queued straight away; otherwise the
+                // connection is gone: take no more until the reconnect has sent these again.
+                if (_ready && _client.IsConnected) _waiting.Enqueue(p);
+                else
+                {
+                    _ready = false;
+                    _resend.Add(p);
+                }
             }
             else
             {
