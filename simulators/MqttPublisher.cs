@@ -1,55 +1,41 @@
-using System.Collections.Concurrent;
-using CityGateway.Sources.Mqtt;
-
 namespace CityGateway.Simulators;
 
 /// <summary>Thrown when the broker cannot be reached or refuses the connection.</summary>
 public sealed class SimulatorConnectionException(string message) : Exception(message);
 
 /// <summary>
-/// Publishes through <see cref="MosquittoClient"/> and tracks completions: a QoS 1/2 publish is
-/// complete when the broker acknowledges it, a QoS 0 one when it has been written to the socket.
-/// At most a fixed number of publishes are outstanding at once.
+/// Publishes through <see cref="MqttPublishClient"/> (MQTTnet) and tracks completions: a QoS 1/2
+/// publish is complete when the broker acknowledges it, a QoS 0 one when it has been written to the
+/// socket. At most <see cref="SimulatorOptions.MaxInFlight"/> publishes are outstanding at once.
 /// </summary>
 internal sealed class MqttPublisher : IDisposable
 {
-    private const int ErrNoConnection = 4;      // MOSQ_ERR_NO_CONN
-    private const int ErrConnectionLost = 7;    // MOSQ_ERR_CONN_LOST
-    private const int MqttV5UnsupportedProtocol = 0x84;
-    private const int MqttV3UnacceptableProtocol = 1;
-
-    private readonly MosquittoClient _client;
+    private readonly MqttPublishClient _client;
     private readonly SemaphoreSlim _slots;
-    private readonly int _maxInFlight;
     private readonly Action<string> _log;
     private readonly Action<int> _onRejected;
-    private readonly ConcurrentDictionary<int, Pending> _pending = new();
-    private TaskCompletionSource<int> _connack = NewConnack();
+    private readonly Dictionary<(int Tag, int Qos), Completion> _states = new();
     private long _published;
     private long _completed;
     private long _acknowledged;
     private long _rejected;
-    private volatile bool _stopping;
-    private bool _everConnected;
 
     public MqttPublisher(SimulatorOptions o, Action<string> log, Action<int> onRejected)
     {
-        _maxInFlight = o.MaxInFlight;
-        _slots = new SemaphoreSlim(_maxInFlight, _maxInFlight);
+        _slots = new SemaphoreSlim(o.MaxInFlight, o.MaxInFlight);
         _log = log;
         _onRejected = onRejected;
-        _client = new MosquittoClient(new MqttConnectionOptions
+        _client = new MqttPublishClient(new MqttPublishClientOptions
         {
             Url = o.BrokerUrl,
             ClientId = o.ClientId,
-            CleanSession = true,
             Username = string.IsNullOrEmpty(o.Username) ? null : o.Username,
             Password = o.Password,
-            MaxInflight = _maxInFlight,
+            MaxInFlight = o.MaxInFlight,
         });
-        _client.Connected = OnConnected;
-        _client.Disconnected = OnDisconnected;
-        _client.Published = OnPublished;
+        _client.Completed = OnCompleted;
+        _client.Reconnected = () => _log($"reconnected to {_client.Endpoint}");
+        _client.ConnectionLost = cause => _log($"connection to {_client.Endpoint} lost: {cause}; reconnecting");
     }
 
     public string Endpoint => _client.Endpoint;
@@ -70,51 +56,41 @@ internal sealed class MqttPublisher : IDisposable
     {
         var deadline = DateTime.UtcNow + timeout;
         var delay = TimeSpan.FromMilliseconds(250);
-        bool socketOpen = false;
-        string? lastError = null;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
-            var connack = Volatile.Read(ref _connack);
-            if (!socketOpen)
-            {
-                lastError = _client.TryConnect();
-                if (lastError is null) socketOpen = true;
-                else
-                {
-                    if (DateTime.UtcNow + delay > deadline)
-                        throw new SimulatorConnectionException($"cannot connect to {_client.Endpoint}: {lastError}");
-                    _log($"cannot connect to {_client.Endpoint}: {lastError}; retrying in {delay.TotalSeconds:0.##} s");
-                    await Task.Delay(delay, ct).ConfigureAwait(false);
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
-                    continue;
-                }
-            }
-            // The socket is open; the network thread reconnects by itself from here. Wait for CONNACK.
             var remaining = deadline - DateTime.UtcNow;
             if (remaining <= TimeSpan.Zero)
                 throw new SimulatorConnectionException($"no CONNACK from {_client.Endpoint} within {timeout.TotalSeconds:0} s");
-            int rc;
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            attempt.CancelAfter(remaining);
+            string error;
             try
             {
-                rc = await connack.Task.WaitAsync(remaining, ct).ConfigureAwait(false);
+                await _client.ConnectAsync(attempt.Token, () => _log("the broker refused MQTT 5; falling back to MQTT 3.1.1")).ConfigureAwait(false);
+                return;
             }
-            catch (TimeoutException)
+            catch (MqttConnectionRefusedException e)
+            {
+                throw new SimulatorConnectionException($"{_client.Endpoint} refused the connection: {e.Message}");
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (OperationCanceledException)
             {
                 throw new SimulatorConnectionException($"no CONNACK from {_client.Endpoint} within {timeout.TotalSeconds:0} s");
             }
-            if (rc == 0) return;
-            if (rc is MqttV5UnsupportedProtocol or MqttV3UnacceptableProtocol && _client.ProtocolVersion == 5)
+            catch (Exception e) when (e is not ObjectDisposedException)
             {
-                _log("the broker refused MQTT 5; falling back to MQTT 3.1.1");
-                _client.Stop();
-                _client.UseProtocol311();
-                Volatile.Write(ref _connack, NewConnack());
-                socketOpen = false;
-                continue;
+                error = MqttPublishClient.Describe(e);
             }
-            _client.Stop();
-            throw new SimulatorConnectionException($"{_client.Endpoint} refused the connection: {MosquittoClient.DescribeConnack(rc)}");
+            if (DateTime.UtcNow + delay > deadline)
+                throw new SimulatorConnectionException($"cannot connect to {_client.Endpoint}: {error}");
+            _log($"cannot connect to {_client.Endpoint}: {error}; retrying in {delay.TotalSeconds:0.##} s");
+            await Task.Delay(delay, ct).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
         }
     }
 
@@ -128,29 +104,16 @@ internal sealed class MqttPublisher : IDisposable
     /// <summary>Publishes with a slot taken by <see cref="AcquireAsync"/>; returns false (and frees
     /// the slot) when the client refuses the message, with <paramref name="disconnected"/> set when
     /// that is only because the connection is down. <paramref name="tag"/> is handed back if the
-    /// broker rejects the message.</summary>
+    /// broker rejects the message. Called from one task at a time.</summary>
     public bool Publish(string topic, byte[] payload, int qos, int tag, out string? error, out bool disconnected)
     {
-        int mid;
-        try
-        {
-            mid = _client.Publish(topic, payload, qos);
-        }
-        catch (MqttException e)
-        {
-            _slots.Release();
-            error = e.Message;
-            disconnected = e.Code is ErrNoConnection or ErrConnectionLost;
-            return false;
-        }
-        error = null;
-        disconnected = false;
+        if (!_states.TryGetValue((tag, qos), out var state)) _states[(tag, qos)] = state = new Completion(tag, qos);
+        // Counted first: the completion may run inside TryPublish.
         Interlocked.Increment(ref _published);
-        var p = _pending.GetOrAdd(mid, static _ => new Pending());
-        p.Tag = tag;
-        p.Qos = qos;
-        if (Interlocked.Increment(ref p.Parts) == 2) Complete(mid, p);
-        return true;
+        if (_client.TryPublish(topic, payload, qos, state, out error, out disconnected)) return true;
+        Interlocked.Decrement(ref _published);
+        _slots.Release();
+        return false;
     }
 
     /// <summary>Waits until the client is connected; false when <paramref name="until"/> (measured
@@ -175,64 +138,29 @@ internal sealed class MqttPublisher : IDisposable
         return Math.Max(0, Outstanding);
     }
 
-    public void Stop()
-    {
-        _stopping = true;
-        _client.Stop();
-    }
+    public void Stop() => _client.Stop();
 
     public void Dispose()
     {
-        _stopping = true;
         _client.Dispose();
         _slots.Dispose();
     }
 
-    // The callbacks below run on libmosquitto's network thread.
-
-    private void OnConnected(int rc, bool sessionPresent)
+    /// <summary>Runs once per accepted publish, on an MQTTnet thread or inside <see cref="Publish"/>.</summary>
+    private void OnCompleted(object? state, int reasonCode)
     {
-        if (rc == 0 && _everConnected) _log($"reconnected to {_client.Endpoint}");
-        if (rc == 0) _everConnected = true;
-        Volatile.Read(ref _connack).TrySetResult(rc);
-    }
-
-    private void OnDisconnected(int rc)
-    {
-        // Before the first CONNACK, ConnectAsync reports the outcome itself.
-        if (_stopping || rc == 0 || !_everConnected) return;
-        _log($"connection to {_client.Endpoint} lost: {MosquittoClient.DescribeError(rc)}; reconnecting");
-    }
-
-    private void OnPublished(int mid, int reasonCode)
-    {
-        var p = _pending.GetOrAdd(mid, static _ => new Pending());
-        p.ReasonCode = reasonCode;
-        if (Interlocked.Increment(ref p.Parts) == 2) Complete(mid, p);
-    }
-
-    /// <summary>Runs once both the publish call and its completion callback have been seen, in either order.</summary>
-    private void Complete(int mid, Pending p)
-    {
-        _pending.TryRemove(mid, out _);
-        if (p.ReasonCode >= 0x80)
+        var c = (Completion)state!;
+        if (reasonCode >= 0x80)
         {
             Interlocked.Increment(ref _rejected);
-            _onRejected(p.Tag);
+            _onRejected(c.Tag);
         }
-        else if (p.Qos > 0)
+        else if (c.Qos > 0)
             Interlocked.Increment(ref _acknowledged);
         Interlocked.Increment(ref _completed);
         _slots.Release();
     }
 
-    private static TaskCompletionSource<int> NewConnack() => new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    private sealed class Pending
-    {
-        public int Parts;
-        public int Tag;
-        public int Qos;
-        public volatile int ReasonCode;
-    }
+    /// <summary>What a completion needs to know of its publish; one instance per (tag, QoS), shared.</summary>
+    private sealed record Completion(int Tag, int Qos);
 }

@@ -1,19 +1,19 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using CityGateway.Sources.Mqtt;
+using CityGateway.Simulators;
 using CityGateway.Tests.Infrastructure;
 
 namespace CityGateway.Benchmarks.E2e;
 
 /// <summary>
 /// The benchmark's publisher, run as a process of its own (hidden sub-command <c>publish</c>) so its
-/// CPU time is its own. It generates the workload's messages up front, connects through the
-/// gateway's libmosquitto binding, says <c>ready</c>, and then takes commands on stdin:
+/// CPU time is its own. It generates the workload's messages up front, connects through MQTTnet
+/// (<see cref="MqttPublishClient"/>), says <c>ready</c>, and then takes commands on stdin:
 /// <c>warm</c> publishes the warm-up set, <c>go</c> the measured set as fast as the connection
 /// takes it (at most <c>--window</c> publishes not yet acknowledged, or for QoS 0 not yet written
 /// to the socket; of those at most <c>--inflight</c> in flight at the broker, the rest queued in
-/// libmosquitto), then reports and exits. Lines on stdout:
+/// the client), then reports and exits. Lines on stdout:
 /// <c>ready</c>, <c>warmed PUBLISHED SECONDS</c>, <c>done PUBLISHED COMPLETED REJECTED SECONDS CPU</c>,
 /// or <c>error TEXT</c>.
 /// </summary>
@@ -43,25 +43,32 @@ internal static class PublishCommand
 
         using var slots = new SemaphoreSlim(window, window);
         long completed = 0, rejected = 0;
-        var connack = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var client = new MosquittoClient(new MqttConnectionOptions
+        using var client = new MqttPublishClient(new MqttPublishClientOptions
         {
             Url = broker,
             ClientId = "bench-pub-" + Guid.NewGuid().ToString("N")[..8],
-            CleanSession = true,
-            MaxInflight = args.GetValue<int>("--inflight"),
+            MaxInFlight = args.GetValue<int>("--inflight"),
         });
-        client.Connected = (rc, _) => connack.TrySetResult(rc);
-        // On libmosquitto's network thread: a QoS 1 PUBACK, or a QoS 0 publish written to the socket.
-        client.Published = (_, reason) =>
+        // A QoS 1 PUBACK, or a QoS 0 publish written to the socket.
+        client.Completed = (_, reason) =>
         {
             if (reason >= 0x80) Interlocked.Increment(ref rejected);
             Interlocked.Increment(ref completed);
             slots.Release();
         };
-        if (client.TryConnect() is { } error) throw new InvalidOperationException($"cannot connect to {broker}: {error}");
-        int code = await connack.Task.WaitAsync(TimeSpan.FromSeconds(15));
-        if (code != 0) throw new InvalidOperationException($"{broker} refused the connection: {MosquittoClient.DescribeConnack(code)}");
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await client.ConnectAsync(timeout.Token);
+        }
+        catch (MqttConnectionRefusedException e)
+        {
+            throw new InvalidOperationException($"{broker} refused the connection: {e.Message}");
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"cannot connect to {broker}: {MqttPublishClient.Describe(e)}");
+        }
         GC.Collect();
         Console.WriteLine("ready");
 
@@ -71,7 +78,8 @@ internal static class PublishCommand
             foreach (var m in set)
             {
                 slots.Wait();
-                client.Publish(m.Topic, m.Payload, qos);
+                if (!client.TryPublish(m.Topic, m.Payload, qos, null, out var error, out _))
+                    throw new InvalidOperationException(error);
                 published++;
             }
             var deadline = Stopwatch.StartNew();
