@@ -19,8 +19,9 @@ public interface IFrameIntakeEvents
 /// The one way a source hands a received frame to the journal, shared by every source so that none
 /// can drift: stamp the receive time and count the frame, append it (holding it and retrying while
 /// the disk refuses), and signal when an append leaves the journal at its size bound. Called on the
-/// source's own thread (libmosquitto's network thread, a serial port's reader), which it blocks while
-/// it retries: that is the backpressure. One instance per reading thread.
+/// source's own thread (the MQTT client's receiving thread, a serial port's reader), which it blocks
+/// while it retries: that is the backpressure. One instance per reading thread. The append returns the
+/// frame's sequence, so that a source that acknowledges (MQTT QoS 1) can wait until it is durable.
 /// </summary>
 public sealed class FrameIntake
 {
@@ -64,20 +65,30 @@ public sealed class FrameIntake
 
     /// <summary><see cref="Stamp"/> and <see cref="Append"/>.</summary>
     public bool Take(string topic, ReadOnlySpan<byte> payload, int qos, int originalLength, CancellationToken stopping) =>
-        Append(Stamp(topic, payload, qos, originalLength), stopping);
+        Append(Stamp(topic, payload, qos, originalLength), stopping, out _);
+
+    /// <summary><see cref="Stamp"/> and <see cref="Append"/>, with the frame's journal sequence: what
+    /// <see cref="IFrameLog.WaitDurableAsync"/> takes before the frame is acknowledged.</summary>
+    public bool Take(string topic, ReadOnlySpan<byte> payload, int qos, int originalLength, CancellationToken stopping, out long sequence) =>
+        Append(Stamp(topic, payload, qos, originalLength), stopping, out sequence);
+
+    /// <summary><see cref="Append(RawFrame, CancellationToken, out long)"/> without the sequence.</summary>
+    public bool Append(RawFrame frame, CancellationToken stopping) => Append(frame, stopping, out _);
 
     /// <summary>
     /// Appends the frame, retrying every second while the disk refuses it. Returns true once it is in
-    /// the journal; false when intake is stopping (counted in <see cref="Dropped"/>): the frame is then
-    /// not acknowledged, so a persistent session delivers it again.
+    /// the journal, with its sequence there (not yet durable under a syncing policy: see
+    /// <see cref="IFrameLog.DurableSequence"/>); false when intake is stopping (counted in
+    /// <see cref="Dropped"/>): the frame is then not acknowledged, so a persistent session delivers it again.
     /// </summary>
-    public bool Append(RawFrame frame, CancellationToken stopping)
+    public bool Append(RawFrame frame, CancellationToken stopping, out long sequence)
     {
+        sequence = -1;
         for (int attempt = 0; ; attempt++)
         {
             try
             {
-                _log.Append(frame);
+                sequence = _log.Append(frame);
                 if (attempt > 0) _events.JournalWriteRecovered(attempt);
                 break;
             }
@@ -110,6 +121,12 @@ public sealed class FrameIntake
     /// <summary>Completes once after an append left the journal at its bound, until <see cref="WaitForRoomAsync"/>
     /// has seen room again. For a source that is told rather than polling (MQTT).</summary>
     public Task BoundReachedAsync(CancellationToken ct) => _boundReached.WaitAsync(ct);
+
+    /// <summary>The highest journal sequence that is durable (<see cref="IFrameLog.DurableSequence"/>).</summary>
+    public long DurableSequence => _log.DurableSequence;
+
+    /// <summary>Completes once every frame up to <paramref name="sequence"/> is durable.</summary>
+    public ValueTask WaitDurableAsync(long sequence, CancellationToken ct) => _log.WaitDurableAsync(sequence, ct);
 
     /// <summary>Completes when the journal is below its bound again (90 %).</summary>
     public async Task WaitForRoomAsync(CancellationToken ct)

@@ -85,7 +85,16 @@ var memory = new Command("memory", "the gateway's resident memory with a large r
 };
 memory.SetAction((r, _) => MemoryBenchmark.RunAsync(r));
 
-foreach (var command in new[] { pipeline, serial, e2e, publish, latency, memory }) root.Subcommands.Add(command);
+var journal = new Command("journal", "the journal's Fsync policies on this disk: appends per second and append-to-durable delay")
+{
+    Int("--runs", 3, "runs per policy", min: 1),
+    Int("--seconds", 3, "seconds per run", min: 1),
+    Int("--rate", 5000, "frames per second of the paced run", min: 1),
+    Int("--payload", 200, "payload bytes per frame", min: 1),
+};
+journal.SetAction(JournalBenchmark.Run);
+
+foreach (var command in new[] { pipeline, serial, e2e, publish, latency, memory, journal }) root.Subcommands.Add(command);
 return await CommandLineRunner.RunAsync(root, args, Console.Out, Console.Error);
 
 static Option<int> Int(string name, int fallback, string description, int min, int max = int.MaxValue) =>

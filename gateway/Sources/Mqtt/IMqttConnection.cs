@@ -5,7 +5,7 @@ namespace CityGateway.Sources.Mqtt;
 /// closes, and re-opens itself after a loss (an implementation never reconnects on its own, so
 /// backoff and resubscription live in one place, <see cref="MqttSource"/>). Results are MQTT's own:
 /// CONNACK and SUBACK reason codes, DISCONNECT reasons. <see cref="MosquittoConnection"/> implements
-/// it over libmosquitto; the tests implement it without a broker.
+/// it over libmosquitto, <see cref="MqttNetConnection"/> over MQTTnet; the tests implement it without a broker.
 /// </summary>
 public interface IMqttConnection : IDisposable
 {
@@ -25,7 +25,9 @@ public interface IMqttConnection : IDisposable
     string? LastCallbackFault { get; }
 
     /// <summary>Each received PUBLISH, on the client's own thread; the message's spans are valid only
-    /// during the call. The handler acknowledges it with <see cref="Acknowledge"/> once it is stored.</summary>
+    /// during the call. The handler acknowledges it once it is stored: with <see cref="Acknowledge"/>
+    /// within the call, or, when <see cref="DefersAcknowledgement"/>, with <see cref="AcknowledgeAsync"/>
+    /// later, through the message's <see cref="MqttIncoming.Ack"/>.</summary>
     MqttMessageHandler? MessageReceived { get; set; }
 
     /// <summary>An accepted connection ended without <see cref="DisconnectAsync"/>; the caller reconnects.</summary>
@@ -49,6 +51,24 @@ public interface IMqttConnection : IDisposable
     /// <summary>The message is stored: acknowledge it (PUBACK for QoS 1). Allocation-free; called on the
     /// client's thread from within <see cref="MessageReceived"/>.</summary>
     void Acknowledge(in MqttIncoming message);
+
+    /// <summary>True when no acknowledgement leaves before <see cref="AcknowledgeAsync"/> is called for it,
+    /// so the source can wait until the journal has synced the message; false when the client sends it
+    /// as the handler returns (libmosquitto), and <see cref="Acknowledge"/> is all there is.</summary>
+    bool DefersAcknowledgement => false;
+
+    /// <summary>Acknowledges a QoS 1/2 message after its handler has returned, from any thread; the
+    /// caller acknowledges in the order the messages came. For a message of a connection that has
+    /// since ended nothing is sent: the broker delivers it again on the next one. Never throws for a
+    /// lost connection.</summary>
+    ValueTask AcknowledgeAsync(MqttAck ack, CancellationToken ct) => ValueTask.CompletedTask;
+}
+
+/// <summary>What an acknowledgement refers to: the client's own handle for one received message (and
+/// the connection it came on) and its packet id. Default: nothing to acknowledge.</summary>
+public readonly record struct MqttAck(object? Handle, int PacketId)
+{
+    public bool IsNone => Handle is null;
 }
 
 public enum MqttProtocol

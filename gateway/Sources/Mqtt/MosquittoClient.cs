@@ -9,8 +9,9 @@ namespace CityGateway.Sources.Mqtt;
 /// <summary>A received PUBLISH as the client hands it over; the spans are valid only during the callback.</summary>
 public readonly ref struct MqttIncoming
 {
-    public MqttIncoming(string topic, ReadOnlySpan<byte> payload, int qos, bool retain, int packetId = 0)
+    public MqttIncoming(string topic, ReadOnlySpan<byte> payload, int qos, bool retain, int packetId = 0, object? ackHandle = null)
     {
+        Ack = new MqttAck(ackHandle, packetId);
         Topic = topic;
         Payload = payload;
         Qos = qos;
@@ -20,6 +21,10 @@ public readonly ref struct MqttIncoming
 
     /// <summary>The packet identifier of a QoS 1/2 message (0 for QoS 0): what an acknowledgement refers to.</summary>
     public int PacketId { get; }
+
+    /// <summary>For a client that defers acknowledgements: what <see cref="IMqttConnection.AcknowledgeAsync"/>
+    /// takes, valid after the callback has returned.</summary>
+    public MqttAck Ack { get; }
 
     public string Topic { get; }
     public ReadOnlySpan<byte> Payload { get; }

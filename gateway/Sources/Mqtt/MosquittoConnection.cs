@@ -7,6 +7,11 @@ namespace CityGateway.Sources.Mqtt;
 /// <see cref="IMqttConnection"/> over libmosquitto (<see cref="MosquittoClient"/>). libmosquitto answers
 /// through callbacks on its network thread; this turns each CONNACK, SUBACK and UNSUBACK into the result
 /// of the call that asked for it. Its own reconnecting is switched off: the source reconnects.
+/// It cannot defer an acknowledgement (<see cref="IMqttConnection.DefersAcknowledgement"/> is false):
+/// libmosquitto writes the PUBACK itself as soon as the message callback returns, so a message is
+/// acknowledged once the journal has its append, not once the journal has synced it. A host that
+/// loses power after the PUBACK and before the sync loses the message; Gateway:Mqtt:Client=mqttnet
+/// acknowledges only what is durable.
 /// </summary>
 public sealed class MosquittoConnection : IMqttConnection
 {

@@ -16,6 +16,10 @@ namespace CityGateway.Sources.Mqtt;
 /// Gateway:Mqtt:SharedGroup set, each filter is subscribed as <c>$share/{group}/{filter}</c> so that
 /// several instances split the messages; routing still matches the message's real topic. The broker's
 /// answer to each subscription is checked: a refused one is logged and makes /readyz fail.
+/// With a client that defers acknowledgements (MQTTnet), a QoS 1/2 message is acknowledged only once
+/// the journal record holding it is durable: each stored message's (sequence, acknowledgement) waits in
+/// <see cref="PendingAcks"/>, and one loop waits for the journal to sync the newest and then
+/// acknowledges, in order, every message up to what is durable.
 /// </summary>
 public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrameIntakeEvents
 {
@@ -32,6 +36,9 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     private readonly ILogger<MqttSource> _logger;
     private readonly GatewayClock _clock;
     private readonly CancellationTokenSource _stopping = new();
+    // Null for a client that acknowledges as the handler returns (libmosquitto).
+    private readonly PendingAcks? _pending;
+    private readonly CancellationTokenSource _ackStop = new();
     private MqttProtocol _protocol;
     private TaskCompletionSource<MqttDisconnect> _lost = NewLost();
     // Which connection the subscription answers belong to: those of an earlier one are ignored.
@@ -58,6 +65,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         _logger = logger;
         _time = time ?? TimeProvider.System;
         _protocol = _options.ProtocolVersion == 4 ? MqttProtocol.V311 : MqttProtocol.V5;
+        if (client.DefersAcknowledgement)
+            _pending = new PendingAcks(_options.MaxInflight > 0 ? Math.Min(_options.MaxInflight, 65535) : 65535);
     }
 
     /// <summary>What to subscribe to: each MQTT route's filter once (at the highest QoS asked for it),
@@ -70,6 +79,9 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     private static TaskCompletionSource<MqttDisconnect> NewLost() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Stored messages waiting for the journal's sync before their acknowledgement.</summary>
+    internal int PendingAcknowledgements => _pending?.Count ?? 0;
+
     private TimeSpan MinDelay => TimeSpan.FromSeconds(Math.Max(1, _options.ReconnectMinSeconds));
 
     private TimeSpan MaxDelay => TimeSpan.FromSeconds(Math.Max(_options.ReconnectMinSeconds, _options.ReconnectMaxSeconds));
@@ -79,9 +91,13 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         await Task.Yield(); // the first connect blocks; keep it off the host's start-up path
         _client.MessageReceived = OnMessage;
         _client.ConnectionLost = OnConnectionLost;
+        var acknowledging = _pending is null ? Task.CompletedTask : AcknowledgeDurableAsync(_pending, _ackStop.Token);
         try
         {
+            _broker.Implementation = _client.Implementation;
             LogStarting(_client.Endpoint, _options.ClientId, _client.Implementation, _options.CleanSession ? "clean" : "persistent");
+            LogAcknowledgement(_client.Implementation, _client.DefersAcknowledgement
+                ? "once the journal has synced it" : "once the journal has the append (the client cannot wait for the sync)");
             if (!string.IsNullOrEmpty(_options.SharedGroup)) LogSharedGroup(_options.SharedGroup, _options.ClientId);
             bool afterLoss = false;
             Task? full = null;
@@ -96,6 +112,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                 {
                     full = null;
                     await which; // throws when stopping
+                    // What is already in the journal is acknowledged first, so the broker does not send it again.
+                    await DrainAcknowledgementsAsync(stoppingToken);
                     // Stop reading: the broker keeps what follows in our persistent session.
                     await _client.DisconnectAsync(stoppingToken);
                     var stats = _intake.Stats;
@@ -118,9 +136,12 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         finally
         {
             if (_options.LeaveGroupOnShutdown && !string.IsNullOrEmpty(_options.SharedGroup)) await LeaveGroupAsync();
+            await DrainAcknowledgementsAsync(CancellationToken.None);
             // Stop intake first: no callback runs after the disconnect returns; then let the pipeline drain.
             _stopping.Cancel();
             await _client.DisconnectAsync(CancellationToken.None);
+            _ackStop.Cancel();
+            await acknowledging;
             _broker.Disconnected("stopped");
             ReportCallbackFaults();
             if (_intake.Dropped > 0) LogDroppedAtShutdown(_intake.Dropped);
@@ -304,7 +325,9 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     /// Runs on the client's thread. The message goes into the journal here, synchronously, and is
     /// acknowledged only after that. With libmosquitto the PUBACK is written after this callback
     /// returns, so a process killed before the append gets the message again from its session; one
-    /// killed between the append and that write may journal it twice.
+    /// killed between the append and that write may journal it twice. With a deferring client the
+    /// acknowledgement waits in <see cref="PendingAcks"/> until the journal has synced the message
+    /// (QoS 0 has none); a process killed before that gets the message again.
     /// </summary>
     private void OnMessage(in MqttIncoming message)
     {
@@ -319,7 +342,66 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
             _faultsCheckedAt = now;
             ReportCallbackFaults();
         }
-        if (_intake.Take(message.Topic, kept, message.Qos, length, _stopping.Token)) _client.Acknowledge(in message);
+        if (!_intake.Take(message.Topic, kept, message.Qos, length, _stopping.Token, out long sequence)) return;
+        if (_pending is null) _client.Acknowledge(in message);
+        // Full only when the broker sends more than the receive maximum we announced: wait for room.
+        else if (message.Qos > 0 && !message.Ack.IsNone) _pending.Add(sequence, message.Ack, _stopping.Token);
+    }
+
+    /// <summary>
+    /// The acknowledging loop: waits until the journal has synced the newest pending message, then
+    /// acknowledges in order every pending one the journal reports durable. Acknowledgements of a
+    /// connection that has ended are dropped by the client (the broker delivers those messages again).
+    /// Ends when the source has disconnected.
+    /// </summary>
+    private async Task AcknowledgeDurableAsync(PendingAcks pending, CancellationToken ct)
+    {
+        await Task.Yield();
+        var retry = MinDelay;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                long newest = await pending.WaitNewestAsync(ct);
+                if (_intake.DurableSequence < newest) await _intake.WaitDurableAsync(newest, ct);
+                long durable = _intake.DurableSequence;
+                while (pending.TryTake(durable, out _, out var ack))
+                    await _client.AcknowledgeAsync(ack, ct);
+                retry = MinDelay;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // The journal could not make the messages durable (a failed sync): nothing is acknowledged,
+                // the broker keeps them; try again with backoff.
+                LogAcknowledgeFailed(pending.Count, e.GetType().Name, e.Message, retry.TotalSeconds);
+                try { await Task.Delay(retry, _time, ct); } catch (OperationCanceledException) { return; }
+                retry = Next(retry);
+            }
+        }
+    }
+
+    /// <summary>Before a disconnect we ask for (pause, shutdown): waits, for a bounded time, until what is
+    /// already in the journal is acknowledged, so that the broker does not deliver it a second time.</summary>
+    private async Task DrainAcknowledgementsAsync(CancellationToken ct)
+    {
+        if (_pending is not { } pending || !_client.IsConnected) return;
+        long newest = pending.Newest;
+        if (newest < 0) return;
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bound.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            await pending.WaitTakenAsync(newest, bound.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // Not durable in time: those messages stay unacknowledged and the broker sends them again.
+            LogDrainTimedOut(pending.Count);
+        }
     }
 
     /// <summary>Logs the faults the client caught in its callbacks since the last report (a message
@@ -339,6 +421,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     public override void Dispose()
     {
         _stopping.Dispose();
+        _ackStop.Dispose();
         base.Dispose();
     }
 
@@ -407,6 +490,15 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     [LoggerMessage(EventId = 1023, Level = LogLevel.Warning, Message = "The MQTT client caught {New} exceptions in its callbacks ({Total} since start) so that none reached the library; last: {Last}")]
     private partial void LogCallbackFaults(long @new, long total, string last);
+
+    [LoggerMessage(EventId = 1040, Level = LogLevel.Information, Message = "MQTT client {Client}: a QoS 1 message is acknowledged {When}")]
+    private partial void LogAcknowledgement(string client, string when);
+
+    [LoggerMessage(EventId = 1041, Level = LogLevel.Error, Message = "Cannot acknowledge {Count} stored messages: the journal did not make them durable ({Type}: {Error}); the broker keeps them, retrying in {Seconds} s")]
+    private partial void LogAcknowledgeFailed(int count, string type, string error, double seconds);
+
+    [LoggerMessage(EventId = 1042, Level = LogLevel.Warning, Message = "Disconnecting with {Count} stored messages not yet acknowledged (the journal did not sync them within 5 s): the broker delivers them again")]
+    private partial void LogDrainTimedOut(int count);
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages could not be put in the journal (shutdown or disk failure)")]
     private partial void LogDroppedAtShutdown(long count);

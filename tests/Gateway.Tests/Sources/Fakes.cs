@@ -41,6 +41,14 @@ internal sealed class FakeMqttConnection : IMqttConnection
     public int Disconnects => Volatile.Read(ref _disconnects);
     public int Acknowledged => Volatile.Read(ref _acknowledged);
 
+    /// <summary>As MQTTnet: nothing is acknowledged before <see cref="AcknowledgeAsync"/> is called for it.</summary>
+    public bool DefersAcknowledgement { get; init; }
+
+    private readonly ConcurrentQueue<int> _deferredAcks = new();
+
+    /// <summary>The packet ids acknowledged through <see cref="AcknowledgeAsync"/>, in the order they were.</summary>
+    public int[] DeferredAcks => [.. _deferredAcks];
+
     public Task<MqttConnectResult> ConnectAsync(MqttProtocol protocol, CancellationToken ct)
     {
         lock (_lock) _connects.Add(protocol);
@@ -61,14 +69,24 @@ internal sealed class FakeMqttConnection : IMqttConnection
         return Task.FromResult(filters.Select(f => new MqttUnsubscribeResult(f, true)).ToArray());
     }
 
+    /// <summary>How many deferred acknowledgements had been sent at each disconnect.</summary>
+    public ConcurrentQueue<int> AcksAtDisconnect { get; } = new();
+
     public Task DisconnectAsync(CancellationToken ct)
     {
+        AcksAtDisconnect.Enqueue(_deferredAcks.Count);
         _connected = false;
         Interlocked.Increment(ref _disconnects);
         return Task.CompletedTask;
     }
 
     public void Acknowledge(in MqttIncoming message) => Interlocked.Increment(ref _acknowledged);
+
+    public ValueTask AcknowledgeAsync(MqttAck ack, CancellationToken ct)
+    {
+        _deferredAcks.Enqueue(ack.PacketId);
+        return ValueTask.CompletedTask;
+    }
 
     /// <summary>The broker goes away (or sends DISCONNECT) under an accepted connection.</summary>
     public void Lose(MqttDisconnect reason)
@@ -78,7 +96,7 @@ internal sealed class FakeMqttConnection : IMqttConnection
     }
 
     public void Deliver(string topic, byte[] payload, int qos = 1, int packetId = 1) =>
-        MessageReceived?.Invoke(new MqttIncoming(topic, payload, qos, false, packetId));
+        MessageReceived?.Invoke(new MqttIncoming(topic, payload, qos, false, packetId, DefersAcknowledgement && qos > 0 ? this : null));
 
     public void Dispose()
     {
@@ -114,8 +132,60 @@ internal sealed class TestFrameLog : IFrameLog
     public long Append(RawFrame frame)
     {
         if (Interlocked.Decrement(ref _failures) >= 0) throw new IOException("No space left on device");
-        _frames.Enqueue(frame);
-        return _frames.Count - 1;
+        lock (_durableLock)
+        {
+            _frames.Enqueue(frame);
+            long sequence = _frames.Count - 1;
+            if (!_holdDurability) _durable = sequence;
+            return sequence;
+        }
+    }
+
+    private readonly object _durableLock = new();
+    private bool _holdDurability;
+    private long _durable = -1;
+    private readonly List<(long Sequence, TaskCompletionSource Done)> _durableWaiters = [];
+    private int _durableWaits;
+
+    /// <summary>From now on appended frames are not durable until <see cref="ReleaseDurability"/>: a sync that has not returned.</summary>
+    public void HoldDurability()
+    {
+        lock (_durableLock) _holdDurability = true;
+    }
+
+    /// <summary>Everything appended so far is durable, and so is every later append.</summary>
+    public void ReleaseDurability()
+    {
+        List<TaskCompletionSource> done;
+        lock (_durableLock)
+        {
+            _holdDurability = false;
+            _durable = _frames.Count - 1;
+            done = _durableWaiters.Where(w => w.Sequence <= _durable).Select(w => w.Done).ToList();
+            _durableWaiters.RemoveAll(w => w.Sequence <= _durable);
+        }
+        foreach (var d in done) d.TrySetResult();
+    }
+
+    /// <summary>How many times a caller waited for durability that had not come yet.</summary>
+    public int DurableWaits => Volatile.Read(ref _durableWaits);
+
+    public long DurableSequence
+    {
+        get { lock (_durableLock) return _durable; }
+    }
+
+    public ValueTask WaitDurableAsync(long sequence, CancellationToken ct)
+    {
+        TaskCompletionSource done;
+        lock (_durableLock)
+        {
+            if (sequence <= _durable) return ValueTask.CompletedTask;
+            done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _durableWaiters.Add((sequence, done));
+            _durableWaits++;
+        }
+        return new ValueTask(done.Task.WaitAsync(ct));
     }
 
     public bool IsFull => _full;

@@ -21,7 +21,7 @@ public sealed class MqttSourceTests
 
     private sealed class Rig : IAsyncDisposable
     {
-        public FakeMqttConnection Client { get; } = new();
+        public FakeMqttConnection Client { get; }
         public TestFrameLog Log { get; } = new();
         public ManualTimeProvider Time { get; } = new();
         public BrokerState Broker { get; } = new();
@@ -30,8 +30,13 @@ public sealed class MqttSourceTests
         public MqttSource Source { get; }
         public ListLogger<MqttSource> Logger { get; } = new();
 
-        public Rig(MqttConnectionOptions? options = null, params TopicRoute[] routes)
+        public Rig(MqttConnectionOptions? options = null, params TopicRoute[] routes) : this(new FakeMqttConnection(), options, routes)
         {
+        }
+
+        public Rig(FakeMqttConnection client, MqttConnectionOptions? options = null, params TopicRoute[] routes)
+        {
+            Client = client;
             options ??= new MqttConnectionOptions();
             options.ReconnectMinSeconds = 1;
             options.ReconnectMaxSeconds = 8;
@@ -286,5 +291,82 @@ public sealed class MqttSourceTests
         rig.Client.Lose(BrokerGone);
         await rig.UntilAsync(() => rig.Logger.Entries.Count(e => e.EventId == 1023) == 2, () => "second fault report missing");
         Assert.Contains("caught 1 exceptions in its callbacks (3 since start)", rig.Logger.Entries.Last(e => e.EventId == 1023).Message);
+    }
+
+    [Fact]
+    public async Task With_a_deferring_client_nothing_is_acknowledged_before_the_journal_has_synced_it_then_each_once_in_order()
+    {
+        await using var rig = new Rig(new FakeMqttConnection { DefersAcknowledgement = true });
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        rig.Log.HoldDurability();
+        var expected = new List<int>();
+        for (int id = 1; id <= 300; id++)
+        {
+            // Every tenth message is QoS 0: stored, never acknowledged, never waited for.
+            int qos = id % 10 == 0 ? 0 : 1;
+            rig.Client.Deliver($"city/json/env-{id:D4}", Payload, qos, packetId: qos == 0 ? 0 : id);
+            if (qos == 1) expected.Add(id);
+        }
+        Assert.Equal(300, rig.Log.Frames.Length);
+        // The loop is waiting for the sync of what it holds, and has acknowledged nothing.
+        await rig.UntilAsync(() => rig.Log.DurableWaits >= 1 && rig.Source.PendingAcknowledgements == expected.Count,
+            () => $"durable waits {rig.Log.DurableWaits}, pending {rig.Source.PendingAcknowledgements}");
+        Assert.Empty(rig.Client.DeferredAcks);
+        Assert.Equal(0, rig.Client.Acknowledged);
+
+        rig.Log.ReleaseDurability();
+        await rig.UntilAsync(() => rig.Client.DeferredAcks.Length >= expected.Count, () => $"{rig.Client.DeferredAcks.Length} acknowledged");
+        Assert.Equal(expected, rig.Client.DeferredAcks);
+
+        // Durable at once from now on: acknowledged as they come, still in order and once.
+        for (int id = 301; id <= 350; id++)
+        {
+            rig.Client.Deliver($"city/json/env-{id:D4}", Payload, packetId: id);
+            expected.Add(id);
+        }
+        await rig.UntilAsync(() => rig.Client.DeferredAcks.Length >= expected.Count, () => $"{rig.Client.DeferredAcks.Length} acknowledged");
+        await rig.UntilAsync(() => rig.Source.PendingAcknowledgements == 0, () => $"pending {rig.Source.PendingAcknowledgements}");
+        Assert.Equal(expected, rig.Client.DeferredAcks);
+        Assert.Equal(0, rig.Client.Acknowledged);
+    }
+
+    [Fact]
+    public async Task With_a_deferring_client_pausing_at_the_journal_bound_acknowledges_what_is_stored_before_disconnecting()
+    {
+        await using var rig = new Rig(new FakeMqttConnection { DefersAcknowledgement = true });
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 1, () => rig.Health.BrokerDetail);
+        rig.Log.HoldDurability();
+        rig.Client.Deliver("city/json/env-0001", Payload, packetId: 1);
+        rig.Log.Fill();
+        rig.Client.Deliver("city/json/env-0002", Payload, packetId: 2);
+        await rig.UntilAsync(() => rig.Log.DurableWaits >= 1, () => "the drain is not waiting for the sync");
+        rig.Log.ReleaseDurability();
+        await rig.UntilAsync(() => rig.Health.BrokerDetail.StartsWith("paused"), () => rig.Health.BrokerDetail);
+        Assert.Equal([1, 2], rig.Client.DeferredAcks);
+        Assert.Equal([2], rig.Client.AcksAtDisconnect);
+
+        rig.Log.MakeRoom();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 2, () => rig.Health.BrokerDetail);
+        rig.Client.Deliver("city/json/env-0003", Payload, packetId: 3);
+        await rig.UntilAsync(() => rig.Client.DeferredAcks.Length == 3, () => $"{rig.Client.DeferredAcks.Length} acknowledged");
+        Assert.Equal([1, 2, 3], rig.Client.DeferredAcks);
+    }
+
+    [Fact]
+    public void The_pending_acknowledgements_are_bounded_and_a_full_structure_holds_the_caller()
+    {
+        var pending = new PendingAcks(2);
+        Assert.True(pending.Add(10, new MqttAck(new object(), 1), CancellationToken.None));
+        Assert.True(pending.Add(11, new MqttAck(new object(), 2), CancellationToken.None));
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+            Assert.False(pending.Add(12, new MqttAck(new object(), 3), giveUp.Token));
+        Assert.False(pending.TryTake(9, out _, out _));
+        Assert.True(pending.TryTake(10, out long sequence, out var ack));
+        Assert.Equal((10, 1), (sequence, ack.PacketId));
+        Assert.True(pending.Add(12, new MqttAck(new object(), 3), CancellationToken.None));
+        Assert.Equal(12, pending.Newest);
+        Assert.Equal(2, pending.Count);
     }
 }
