@@ -91,7 +91,7 @@ trap cleanup EXIT
 
 ensure_dotnet
 # The clients (mosquitto_sub, influx, curl, jq) are for looking at the stack; the banner uses them.
-ensure_packages mosquitto mosquitto-clients libmosquitto1 influxdb influxdb-client curl jq socat
+ensure_packages mosquitto mosquitto-clients influxdb influxdb-client curl jq socat
 
 step "Building the gateway and the simulators (logs: $state/logs/build.log)..."
 : >"$state/logs/build.log"

@@ -25,7 +25,10 @@ public sealed partial class FileJournal : IFrameLog
 {
     private const int HeaderBytes = 8;             // u32 body length, u32 CRC-32C of the body
     private const int MaxBodyBytes = 64 << 20;
+    // Version 2 adds the frame's delivery id (u16) after the original length; frames without one are
+    // written as version 1, which earlier releases read too.
     private const byte RecordVersion = 1;
+    private const byte RecordVersionWithDelivery = 2;
     private const string SegmentExtension = ".seg";
     private const string CommittedFile = "committed";
     private const string LockFile = "journal.lock";
@@ -65,6 +68,8 @@ public sealed partial class FileJournal : IFrameLog
     private TaskCompletionSource _syncingSignal = NewRoomSignal(done: true);
     private TaskCompletionSource _openSignal = NewRoomSignal(done: false);
     private bool _closedUndurable;                          // the closing sync failed: what was not durable never will be
+
+    private (string Path, long Base)[] _recoveredTail = [];
 
     // Reader state: used by the single reader only.
     private FileStream? _readStream;
@@ -212,6 +217,8 @@ public sealed partial class FileJournal : IFrameLog
         _lastAppended = _nextSequence - 1;
         for (int i = 0; i < _segments.Count - 1; i++) _segments[i].Count = _segments[i + 1].Base - _segments[i].Base;
         _bytes = _segments.Sum(s => s.Bytes);
+        // The newest frames of the earlier run: where RecoveredDeliveries looks.
+        _recoveredTail = _segments.TakeLast(2).Select(seg => (seg.Path, seg.Base)).ToArray();
         // Appends always go to a fresh segment; the recovered ones are only read.
         OpenNewSegment();
         DeleteCommittedSegments();
@@ -243,6 +250,46 @@ public sealed partial class FileJournal : IFrameLog
         }
     }
 
+    /// <summary>
+    /// The newest frames of the earlier run from <paramref name="source"/> that carry a delivery id (at
+    /// most <paramref name="max"/>, oldest first), read from the last two segments found at open. The
+    /// MQTT source matches what the broker delivers again after a restart against them: those frames'
+    /// acknowledgements may not have left before the process ended. Segments deleted since are skipped.
+    /// </summary>
+    public IReadOnlyList<LoggedFrame> RecoveredDeliveries(string source, int max)
+    {
+        var found = new Queue<LoggedFrame>();
+        foreach (var (path, first) in _recoveredTail)
+        {
+            try
+            {
+                using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+                var header = new byte[HeaderBytes];
+                var body = new byte[4096];
+                for (long sequence = first; ; sequence++)
+                {
+                    if (fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes) break;
+                    int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+                    if (length <= 0 || length > MaxBodyBytes) break;
+                    if (body.Length < length) body = new byte[Math.Max(length, body.Length * 2)];
+                    var span = body.AsSpan(0, length);
+                    if (fs.ReadAtLeast(span, length, throwOnEndOfStream: false) < length) break;
+                    if (Crc32C.Compute(span) != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4))) break;
+                    if (span[0] != RecordVersionWithDelivery) continue;
+                    var frame = Decode(span);
+                    if (!string.Equals(frame.Source, source, StringComparison.Ordinal)) continue;
+                    found.Enqueue(new LoggedFrame(sequence, frame));
+                    if (found.Count > max) found.Dequeue();
+                }
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                // Committed and deleted since the journal opened: nothing in it can still be unacknowledged.
+            }
+        }
+        return found.ToArray();
+    }
+
     private long ReadCommitted()
     {
         var path = System.IO.Path.Combine(_dir, CommittedFile);
@@ -261,19 +308,25 @@ public sealed partial class FileJournal : IFrameLog
         int topicBytes = Encoding.UTF8.GetByteCount(frame.Topic);
         if (source.Length > 255) throw new ArgumentException("source name too long", nameof(frame));
         if (topicBytes > ushort.MaxValue) throw new ArgumentException("topic too long", nameof(frame));
-        int bodyLength = 1 + 1 + 1 + 1 + 8 + 4 + source.Length + 2 + topicBytes + frame.Payload.Length;
+        bool delivery = frame.DeliveryId is > 0 and <= ushort.MaxValue;
+        int bodyLength = 1 + 1 + 1 + 1 + 8 + 4 + (delivery ? 2 : 0) + source.Length + 2 + topicBytes + frame.Payload.Length;
         if (bodyLength > MaxBodyBytes) throw new ArgumentException("frame too large for the journal", nameof(frame));
         var buffer = ArrayPool<byte>.Shared.Rent(HeaderBytes + bodyLength);
         try
         {
             var body = buffer.AsSpan(HeaderBytes, bodyLength);
             int p = 0;
-            body[p++] = RecordVersion;
+            body[p++] = delivery ? RecordVersionWithDelivery : RecordVersion;
             body[p++] = (byte)Math.Clamp(frame.Qos, 0, 2);
             body[p++] = 0;
             body[p++] = (byte)source.Length;
             BinaryPrimitives.WriteInt64LittleEndian(body[p..], frame.ReceivedAtNs); p += 8;
             BinaryPrimitives.WriteInt32LittleEndian(body[p..], frame.OriginalLength); p += 4;
+            if (delivery)
+            {
+                BinaryPrimitives.WriteUInt16LittleEndian(body[p..], (ushort)frame.DeliveryId);
+                p += 2;
+            }
             source.CopyTo(body[p..]); p += source.Length;
             BinaryPrimitives.WriteUInt16LittleEndian(body[p..], (ushort)topicBytes); p += 2;
             p += Encoding.UTF8.GetBytes(frame.Topic, body[p..]);
@@ -387,18 +440,25 @@ public sealed partial class FileJournal : IFrameLog
     {
         int p = 0;
         byte version = body[p++];
-        if (version != RecordVersion) throw new InvalidDataException($"journal record version {version} is not supported");
+        if (version is not (RecordVersion or RecordVersionWithDelivery))
+            throw new InvalidDataException($"journal record version {version} is not supported");
         int qos = body[p++];
         p++;
         int sourceLength = body[p++];
         long received = BinaryPrimitives.ReadInt64LittleEndian(body[p..]); p += 8;
         int original = BinaryPrimitives.ReadInt32LittleEndian(body[p..]); p += 4;
+        int deliveryId = 0;
+        if (version == RecordVersionWithDelivery)
+        {
+            deliveryId = BinaryPrimitives.ReadUInt16LittleEndian(body[p..]);
+            p += 2;
+        }
         // Sources and topics repeat frame after frame: pooled, they cost no string each.
         var source = _names.Get(body.Slice(p, sourceLength)); p += sourceLength;
         int topicLength = BinaryPrimitives.ReadUInt16LittleEndian(body[p..]); p += 2;
         var topic = _names.Get(body.Slice(p, topicLength)); p += topicLength;
         var payload = body[p..].ToArray();
-        return new RawFrame(source, topic, payload, received, qos, original);
+        return new RawFrame(source, topic, payload, received, qos, original) { DeliveryId = deliveryId };
     }
 
     /// <summary>How many records a segment holds: up to the next segment's base; the open one is unbounded.

@@ -56,9 +56,9 @@ public sealed class FrameIntake
 
     /// <summary>Makes the frame: copies the (already cut) payload, stamps the receive time once, and
     /// counts it as received with its length as it arrived.</summary>
-    public RawFrame Stamp(string topic, ReadOnlySpan<byte> payload, int qos, int originalLength)
+    public RawFrame Stamp(string topic, ReadOnlySpan<byte> payload, int qos, int originalLength, int deliveryId = 0)
     {
-        var frame = new RawFrame(_source, topic, payload.ToArray(), _clock.ReceiveNs(), qos, originalLength);
+        var frame = new RawFrame(_source, topic, payload.ToArray(), _clock.ReceiveNs(), qos, originalLength) { DeliveryId = deliveryId };
         _metrics.FrameReceived(originalLength);
         return frame;
     }
@@ -66,11 +66,6 @@ public sealed class FrameIntake
     /// <summary><see cref="Stamp"/> and <see cref="Append"/>.</summary>
     public bool Take(string topic, ReadOnlySpan<byte> payload, int qos, int originalLength, CancellationToken stopping) =>
         Append(Stamp(topic, payload, qos, originalLength), stopping, out _);
-
-    /// <summary><see cref="Stamp"/> and <see cref="Append"/>, with the frame's journal sequence: what
-    /// <see cref="IFrameLog.WaitDurableAsync"/> takes before the frame is acknowledged.</summary>
-    public bool Take(string topic, ReadOnlySpan<byte> payload, int qos, int originalLength, CancellationToken stopping, out long sequence) =>
-        Append(Stamp(topic, payload, qos, originalLength), stopping, out sequence);
 
     /// <summary><see cref="Append(RawFrame, CancellationToken, out long)"/> without the sequence.</summary>
     public bool Append(RawFrame frame, CancellationToken stopping) => Append(frame, stopping, out _);
@@ -110,12 +105,19 @@ public sealed class FrameIntake
                 }
             }
         }
+        NoteBound();
+        return true;
+    }
+
+    /// <summary>Signals <see cref="BoundReachedAsync"/> when the journal is at its bound and that has not
+    /// been signalled yet: after an append, or when a source declines a frame because of the bound.</summary>
+    public void NoteBound()
+    {
         if (!_atBound && _log.IsFull)
         {
             _atBound = true;
             if (_boundReached.CurrentCount == 0) _boundReached.Release();
         }
-        return true;
     }
 
     /// <summary>Completes once after an append left the journal at its bound, until <see cref="WaitForRoomAsync"/>

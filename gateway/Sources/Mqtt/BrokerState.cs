@@ -20,7 +20,7 @@ public sealed class BrokerState
 
     public Snapshot Current => _current;
 
-    /// <summary>The MQTT client library and its version (Gateway:Mqtt:Client), once the source has started.</summary>
+    /// <summary>The MQTT client library and its version , once the source has started.</summary>
     public string Implementation { get; set; } = "";
     public bool IsConnected => _current.Connected;
     public string Detail => _current.Detail;

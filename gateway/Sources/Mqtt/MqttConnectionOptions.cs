@@ -51,11 +51,7 @@ public sealed class MqttConnectionOptions
     /// announce): unacknowledged messages beyond it wait at the broker.</summary>
     public int MaxInflight { get; set; } = 1000;
 
-    /// <summary>The gateway's MQTT client: <c>mqttnet</c> (MQTTnet; acknowledges a QoS 1 message only once
-    /// the journal has synced it) or <c>libmosquitto</c> (acknowledges once the journal has the append).</summary>
-    public string Client { get; set; } = MqttClientKind.MqttNet;
-
-    /// <summary>Socket send and receive buffer size with the mqttnet client. 256 KiB: with MQTTnet's
+    /// <summary>Socket send and receive buffer size. 256 KiB: with MQTTnet's
     /// 8 KiB default QoS 1 intake under load stalled at a few hundred messages a second.</summary>
     public int SocketBufferBytes { get; set; } = 256 * 1024;
 
@@ -74,13 +70,6 @@ public sealed class MqttConnectionOptions
         int port = uri.IsDefaultPort || uri.Port <= 0 ? (tls ? 8883 : 1883) : uri.Port;
         return (uri.Host, port, tls || Tls.Enabled);
     }
-}
-
-/// <summary>The values of Gateway:Mqtt:Client.</summary>
-public static class MqttClientKind
-{
-    public const string MqttNet = "mqttnet";
-    public const string Libmosquitto = "libmosquitto";
 }
 
 public sealed class MqttTlsOptions

@@ -12,8 +12,8 @@ namespace CityGateway.Sources.Mqtt;
 /// <summary>
 /// <see cref="IMqttConnection"/> over MQTTnet 5. Acknowledgements are in the caller's hands: every
 /// message is taken with AutoAcknowledge off, and the PUBACK leaves only when
-/// <see cref="AcknowledgeAsync"/> is called for it (<see cref="DefersAcknowledgement"/>), which the
-/// source does once the journal has synced the message.
+/// <see cref="AcknowledgeAsync"/> is called for it, which the source does once the journal has synced
+/// the message.
 /// </summary>
 /// <remarks>
 /// Each connect uses a client of its own: MQTTnet writes an acknowledgement on whatever connection
@@ -64,8 +64,6 @@ public sealed class MqttNetConnection : IMqttConnection
     public MqttMessageHandler? MessageReceived { get; set; }
 
     public Action<MqttDisconnect>? ConnectionLost { get; set; }
-
-    public bool DefersAcknowledgement => true;
 
     public async Task<MqttConnectResult> ConnectAsync(MqttProtocol protocol, CancellationToken ct)
     {
@@ -185,15 +183,8 @@ public sealed class MqttNetConnection : IMqttConnection
 
     public Task DisconnectAsync(CancellationToken ct) => CloseCurrentAsync();
 
-    /// <summary>Called within the message handler: acknowledges at once (for a caller that does not defer).</summary>
-    public void Acknowledge(in MqttIncoming message)
-    {
-        if (message.Qos == 0 || message.Ack.Handle is not MqttApplicationMessageReceivedEventArgs e) return;
-        _ = SendAck(e, CancellationToken.None);
-    }
-
-    public ValueTask AcknowledgeAsync(MqttAck ack, CancellationToken ct) =>
-        ack.Handle is MqttApplicationMessageReceivedEventArgs e ? new ValueTask(SendAck(e, ct)) : ValueTask.CompletedTask;
+    public ValueTask<bool> AcknowledgeAsync(MqttAck ack, CancellationToken ct) =>
+        ack.Handle is MqttApplicationMessageReceivedEventArgs e ? new ValueTask<bool>(SendAck(e, ct)) : ValueTask.FromResult(false);
 
     public void Dispose()
     {
@@ -209,11 +200,12 @@ public sealed class MqttNetConnection : IMqttConnection
 
     /// <summary>Writes the PUBACK on the connection the message came on; a connection that has ended
     /// takes nothing (the broker delivers the message again), so this never throws for it.</summary>
-    private static async Task SendAck(MqttApplicationMessageReceivedEventArgs e, CancellationToken ct)
+    private static async Task<bool> SendAck(MqttApplicationMessageReceivedEventArgs e, CancellationToken ct)
     {
         try
         {
             await e.AcknowledgeAsync(ct).ConfigureAwait(false);
+            return true;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -222,6 +214,7 @@ public sealed class MqttNetConnection : IMqttConnection
         catch (Exception)
         {
             // Disconnected, disposed or already acknowledged: nothing more can be done for this message.
+            return false;
         }
     }
 
@@ -313,7 +306,7 @@ public sealed class MqttNetConnection : IMqttConnection
                 payload.CopyTo(rented);
                 bytes = rented.AsSpan(0, length);
             }
-            handler(new MqttIncoming(topic, bytes, (int)message.QualityOfServiceLevel, message.Retain, e.PacketIdentifier, e));
+            handler(new MqttIncoming(topic, bytes, (int)message.QualityOfServiceLevel, message.Retain, e.PacketIdentifier, e, message.Dup));
         }
         catch (Exception ex)
         {
@@ -342,7 +335,7 @@ public sealed class MqttNetConnection : IMqttConnection
             .WithProtocolVersion(v5 ? MQTTnet.Formatter.MqttProtocolVersion.V500 : MQTTnet.Formatter.MqttProtocolVersion.V311)
             .WithKeepAlivePeriod(TimeSpan.FromSeconds(Math.Max(5, o.KeepAliveSeconds)))
             .WithTimeout(TimeSpan.FromSeconds(Math.Max(10, o.KeepAliveSeconds)))
-            // The broker answers what it supports (as with libmosquitto); the client does not pre-judge.
+            // The broker answers what it supports; the client does not pre-judge.
             .WithTcpServer(_host, _port);
         // MQTT 5: clean start and a session expiry; 3.1.1: the clean-session flag.
         builder = v5 ? builder.WithCleanStart(o.CleanSession) : builder.WithCleanSession(o.CleanSession);
@@ -374,7 +367,7 @@ public sealed class MqttNetConnection : IMqttConnection
         {
             UseTls = true,
             TargetHost = _host,
-            // The CA file (or the system store) decides, as libmosquitto's tls_set does; no revocation lists.
+            // The CA file (or the system store) decides; no revocation lists.
             RevocationMode = X509RevocationMode.NoCheck,
             CertificateValidationHandler = e => Validate(e.Certificate, e.Chain, e.SslPolicyErrors),
         };

@@ -16,11 +16,7 @@ public static class MqttRegistration
         services.AddSingleton<BrokerState>();
         if (gateway.GetValue("Mqtt:Enabled", true))
         {
-            // Validated at start-up (MqttOptionsValidator); anything else than libmosquitto is the default.
-            if (string.Equals(gateway["Mqtt:Client"], MqttClientKind.Libmosquitto, StringComparison.OrdinalIgnoreCase))
-                services.AddSingleton<IMqttConnection, MosquittoConnection>();
-            else
-                services.AddSingleton<IMqttConnection, MqttNetConnection>();
+            services.AddSingleton<IMqttConnection, MqttNetConnection>();
             services.AddSingleton<IFrameSource, MqttSource>();
         }
         return services;
@@ -47,9 +43,6 @@ internal sealed class MqttOptionsValidator : IValidateOptions<MqttConnectionOpti
         if (o.ProtocolVersion is not (4 or 5)) errors.Add($"Gateway:Mqtt:ProtocolVersion: {o.ProtocolVersion} is not 5 or 4 (3.1.1)");
         if (!string.IsNullOrEmpty(o.SharedGroup) && Topics.ValidateShareName(o.SharedGroup) is { } share)
             errors.Add($"Gateway:Mqtt:SharedGroup: {share}; leave it empty for ordinary subscriptions");
-        if (!string.Equals(o.Client, MqttClientKind.MqttNet, StringComparison.OrdinalIgnoreCase)
-            && !string.Equals(o.Client, MqttClientKind.Libmosquitto, StringComparison.OrdinalIgnoreCase))
-            errors.Add($"Gateway:Mqtt:Client: '{o.Client}' is not {MqttClientKind.MqttNet} (the default) or {MqttClientKind.Libmosquitto}");
         if (o.SocketBufferBytes is < 4096 or > 16 * 1024 * 1024)
             errors.Add($"Gateway:Mqtt:SocketBufferBytes: {o.SocketBufferBytes} is outside 4096 to 16777216 (default 262144, 256 KiB)");
         if (o.MaxInflight < 0)

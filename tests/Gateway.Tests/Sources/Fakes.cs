@@ -16,7 +16,9 @@ internal sealed class FakeMqttConnection : IMqttConnection
     private readonly List<MqttSubscription[]> _subscribes = [];
     private readonly List<string[]> _unsubscribes = [];
     private volatile bool _connected;
-    private int _disconnects, _acknowledged;
+    private int _disconnects;
+    // The current connection: an acknowledgement handle of an earlier one sends nothing.
+    private object _connection = new();
 
     /// <summary>Answers to the next connects, in order; once empty, every connect is accepted.</summary>
     public ConcurrentQueue<MqttConnectResult> ConnectResults { get; } = new();
@@ -39,20 +41,25 @@ internal sealed class FakeMqttConnection : IMqttConnection
     public MqttSubscription[][] Subscribes { get { lock (_lock) return [.. _subscribes]; } }
     public string[][] Unsubscribes { get { lock (_lock) return [.. _unsubscribes]; } }
     public int Disconnects => Volatile.Read(ref _disconnects);
-    public int Acknowledged => Volatile.Read(ref _acknowledged);
 
-    /// <summary>As MQTTnet: nothing is acknowledged before <see cref="AcknowledgeAsync"/> is called for it.</summary>
-    public bool DefersAcknowledgement { get; init; }
+    private readonly ConcurrentQueue<int> _acks = new();
 
-    private readonly ConcurrentQueue<int> _deferredAcks = new();
+    /// <summary>The packet ids acknowledged (sent on their own connection), in the order they were.</summary>
+    public int[] Acks => [.. _acks];
 
-    /// <summary>The packet ids acknowledged through <see cref="AcknowledgeAsync"/>, in the order they were.</summary>
-    public int[] DeferredAcks => [.. _deferredAcks];
+    /// <summary>Acknowledgements asked for on a connection that had ended (nothing sent).</summary>
+    public int StaleAcks => Volatile.Read(ref _staleAcks);
+
+    private int _staleAcks;
+
+    /// <summary>Whether the broker reports our session kept on the accepted connects.</summary>
+    public bool SessionPresent { get; set; } = true;
 
     public Task<MqttConnectResult> ConnectAsync(MqttProtocol protocol, CancellationToken ct)
     {
         lock (_lock) _connects.Add(protocol);
-        var result = ConnectResults.TryDequeue(out var next) ? next : MqttConnectResult.Accepted(sessionPresent: true);
+        var result = ConnectResults.TryDequeue(out var next) ? next : MqttConnectResult.Accepted(SessionPresent);
+        Volatile.Write(ref _connection, new object());
         _connected = result.Outcome == MqttConnectOutcome.Accepted;
         return Task.FromResult(result);
     }
@@ -69,23 +76,26 @@ internal sealed class FakeMqttConnection : IMqttConnection
         return Task.FromResult(filters.Select(f => new MqttUnsubscribeResult(f, true)).ToArray());
     }
 
-    /// <summary>How many deferred acknowledgements had been sent at each disconnect.</summary>
+    /// <summary>How many acknowledgements had been sent at each disconnect.</summary>
     public ConcurrentQueue<int> AcksAtDisconnect { get; } = new();
 
     public Task DisconnectAsync(CancellationToken ct)
     {
-        AcksAtDisconnect.Enqueue(_deferredAcks.Count);
+        AcksAtDisconnect.Enqueue(_acks.Count);
         _connected = false;
         Interlocked.Increment(ref _disconnects);
         return Task.CompletedTask;
     }
 
-    public void Acknowledge(in MqttIncoming message) => Interlocked.Increment(ref _acknowledged);
-
-    public ValueTask AcknowledgeAsync(MqttAck ack, CancellationToken ct)
+    public ValueTask<bool> AcknowledgeAsync(MqttAck ack, CancellationToken ct)
     {
-        _deferredAcks.Enqueue(ack.PacketId);
-        return ValueTask.CompletedTask;
+        if (!_connected || !ReferenceEquals(ack.Handle, Volatile.Read(ref _connection)))
+        {
+            Interlocked.Increment(ref _staleAcks);
+            return ValueTask.FromResult(false);
+        }
+        _acks.Enqueue(ack.PacketId);
+        return ValueTask.FromResult(true);
     }
 
     /// <summary>The broker goes away (or sends DISCONNECT) under an accepted connection.</summary>
@@ -95,8 +105,9 @@ internal sealed class FakeMqttConnection : IMqttConnection
         ConnectionLost?.Invoke(reason);
     }
 
-    public void Deliver(string topic, byte[] payload, int qos = 1, int packetId = 1) =>
-        MessageReceived?.Invoke(new MqttIncoming(topic, payload, qos, false, packetId, DefersAcknowledgement && qos > 0 ? this : null));
+    /// <summary>The broker delivers a PUBLISH on the current connection; <paramref name="duplicate"/> is its DUP flag.</summary>
+    public void Deliver(string topic, byte[] payload, int qos = 1, int packetId = 1, bool duplicate = false) =>
+        MessageReceived?.Invoke(new MqttIncoming(topic, payload, qos, false, packetId, qos > 0 ? Volatile.Read(ref _connection) : null, duplicate));
 
     public void Dispose()
     {
@@ -104,7 +115,7 @@ internal sealed class FakeMqttConnection : IMqttConnection
 }
 
 /// <summary>A frame log whose size bound the test sets, and whose appends can be made to fail.</summary>
-internal sealed class TestFrameLog : IFrameLog
+internal sealed class TestFrameLog(long firstSequence = 0) : IFrameLog
 {
     private readonly ConcurrentQueue<RawFrame> _frames = new();
     private TaskCompletionSource _room = NewRoom();
@@ -135,7 +146,7 @@ internal sealed class TestFrameLog : IFrameLog
         lock (_durableLock)
         {
             _frames.Enqueue(frame);
-            long sequence = _frames.Count - 1;
+            long sequence = firstSequence + _frames.Count - 1;
             if (!_holdDurability) _durable = sequence;
             return sequence;
         }
@@ -143,7 +154,8 @@ internal sealed class TestFrameLog : IFrameLog
 
     private readonly object _durableLock = new();
     private bool _holdDurability;
-    private long _durable = -1;
+    // What an earlier run appended (below firstSequence) is durable.
+    private long _durable = firstSequence - 1;
     private readonly List<(long Sequence, TaskCompletionSource Done)> _durableWaiters = [];
     private int _durableWaits;
 
@@ -160,7 +172,7 @@ internal sealed class TestFrameLog : IFrameLog
         lock (_durableLock)
         {
             _holdDurability = false;
-            _durable = _frames.Count - 1;
+            _durable = firstSequence + _frames.Count - 1;
             done = _durableWaiters.Where(w => w.Sequence <= _durable).Select(w => w.Done).ToList();
             _durableWaiters.RemoveAll(w => w.Sequence <= _durable);
         }
@@ -193,6 +205,12 @@ internal sealed class TestFrameLog : IFrameLog
     public Task WaitForRoomAsync(CancellationToken ct) => _full ? _room.Task.WaitAsync(ct) : Task.CompletedTask;
 
     public JournalStats Stats => new(true, _full ? 100 : 10, 100, 1, _frames.Count, 0, _frames.Count, _full);
+
+    /// <summary>What an earlier run left in the journal, as <see cref="RecoveredDeliveries"/> reports it.</summary>
+    public List<LoggedFrame> Recovered { get; } = [];
+
+    public IReadOnlyList<LoggedFrame> RecoveredDeliveries(string source, int max) =>
+        Recovered.Where(f => f.Frame.Source == source && f.Frame.DeliveryId != 0).TakeLast(max).ToArray();
 
     public ValueTask<LoggedFrame?> ReadAsync(CancellationToken ct) => throw new NotSupportedException();
     public void Commit(long sequence) { }
