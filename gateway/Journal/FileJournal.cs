@@ -236,18 +236,45 @@ public sealed partial class FileJournal : IFrameLog
         byte[] body = new byte[4096];
         while (true)
         {
-            int n = fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false);
-            if (n == 0) return (count, pos, null);
-            if (n < HeaderBytes) return (count, pos, "record header cut short");
-            int length = BinaryPrimitives.ReadInt32LittleEndian(header);
-            uint crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
-            if (length <= 0 || length > MaxBodyBytes) return (count, pos, $"impossible record length {length}");
-            if (body.Length < length) body = new byte[Math.Max(length, body.Length * 2)];
-            if (fs.ReadAtLeast(body.AsSpan(0, length), length, throwOnEndOfStream: false) < length) return (count, pos, "record body cut short");
-            if (Crc32C.Compute(body.AsSpan(0, length)) != crc) return (count, pos, "CRC mismatch");
+            if (!ReadRecord(fs, header, ref body, out int length, out string? stop)) return (count, pos, stop);
             pos += HeaderBytes + length;
             count++;
         }
+    }
+
+    /// <summary>Reads the next whole, CRC-checked record of a segment into <paramref name="body"/> (grown as
+    /// needed). False at the end of the data: <paramref name="stop"/> is null at a clean end, else why the
+    /// data stops there (a torn or corrupt record).</summary>
+    private static bool ReadRecord(FileStream fs, byte[] header, ref byte[] body, out int length, out string? stop)
+    {
+        length = 0;
+        stop = null;
+        int n = fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false);
+        if (n == 0) return false;
+        if (n < HeaderBytes)
+        {
+            stop = "record header cut short";
+            return false;
+        }
+        length = BinaryPrimitives.ReadInt32LittleEndian(header);
+        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
+        if (length <= 0 || length > MaxBodyBytes)
+        {
+            stop = $"impossible record length {length}";
+            return false;
+        }
+        if (body.Length < length) body = new byte[Math.Max(length, body.Length * 2)];
+        if (fs.ReadAtLeast(body.AsSpan(0, length), length, throwOnEndOfStream: false) < length)
+        {
+            stop = "record body cut short";
+            return false;
+        }
+        if (Crc32C.Compute(body.AsSpan(0, length)) != crc)
+        {
+            stop = "CRC mismatch";
+            return false;
+        }
+        return true;
     }
 
     /// <summary>
@@ -266,15 +293,9 @@ public sealed partial class FileJournal : IFrameLog
                 using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
                 var header = new byte[HeaderBytes];
                 var body = new byte[4096];
-                for (long sequence = first; ; sequence++)
+                for (long sequence = first; ReadRecord(fs, header, ref body, out int length, out _); sequence++)
                 {
-                    if (fs.ReadAtLeast(header, HeaderBytes, throwOnEndOfStream: false) < HeaderBytes) break;
-                    int length = BinaryPrimitives.ReadInt32LittleEndian(header);
-                    if (length <= 0 || length > MaxBodyBytes) break;
-                    if (body.Length < length) body = new byte[Math.Max(length, body.Length * 2)];
                     var span = body.AsSpan(0, length);
-                    if (fs.ReadAtLeast(span, length, throwOnEndOfStream: false) < length) break;
-                    if (Crc32C.Compute(span) != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4))) break;
                     if (span[0] != RecordVersionWithDelivery) continue;
                     var frame = Decode(span);
                     if (!string.Equals(frame.Source, source, StringComparison.Ordinal)) continue;
