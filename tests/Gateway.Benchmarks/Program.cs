@@ -41,6 +41,7 @@ var e2e = new Command("e2e", "end-to-end throughput: broker alone, InfluxDB alon
     CliOptions.Text("--node-red-dir", "DIR", "where node-red is installed (default ~/.cache/city-gateway-bench/node-red)"),
     CliOptions.Flag("--sample", "print a sample of the stored points after case c"),
     CliOptions.Flag("--trace", "print the gateway's progress every second while a case runs"),
+    CliOptions.Text("--baseline", "COMMIT", "also run case o: the gateway built from COMMIT, after each case c, with the same settings and load"),
 };
 e2e.SetAction((r, _) => E2eBenchmark.RunAsync(r));
 
@@ -82,6 +83,7 @@ var memory = new Command("memory", "the gateway's resident memory with a large r
     Int("--rate", 3000, "messages per second", min: 1),
     CliOptions.Flag("--trace", "print resident memory, GC heap and collections every two seconds"),
     CliOptions.Text("--write-registry", "FILE", "only write the benchmark's registry to FILE and exit"),
+    CliOptions.Text("--baseline", "COMMIT", "also measure the gateway built from COMMIT, in every run after this one"),
 };
 memory.SetAction((r, _) => MemoryBenchmark.RunAsync(r));
 
