@@ -16,13 +16,19 @@ public sealed class SerialPort : IDisposable
 {
     private readonly Ports.SerialPort _port;
     private readonly Stream _stream;
+    // Writes, when asked for at open on Linux and macOS: the device opened a second time, unbuffered,
+    // so that a write is one write(2). The library's own stream hands every write to its I/O thread,
+    // which polls the device each millisecond: about 1.2 ms a write, which capped a writer of one
+    // line a call (the serial simulator) near 800 lines a second.
+    private readonly FileStream? _writer;
     private int _readTimeout = -2;
     private volatile bool _disposed;
 
-    private SerialPort(Ports.SerialPort port, string path)
+    private SerialPort(Ports.SerialPort port, string path, FileStream? writer)
     {
         _port = port;
         _stream = port.BaseStream;
+        _writer = writer;
         Path = path;
     }
 
@@ -30,7 +36,8 @@ public sealed class SerialPort : IDisposable
 
     public bool IsOpen => !_disposed && _port.IsOpen;
 
-    /// <summary>Opens and configures the port; throws <see cref="IOException"/> with the real reason.</summary>
+    /// <summary>Opens and configures the port; throws <see cref="IOException"/> with the real reason.
+    /// <paramref name="write"/>: the caller writes (see <see cref="Write"/>).</summary>
     public static SerialPort Open(SerialPortSettings settings, bool write = false)
     {
         string path = settings.Path;
@@ -60,7 +67,21 @@ public sealed class SerialPort : IDisposable
             throw new IOException($"cannot open {path}: {e.Message}", e);
         }
         RaiseModemLines(port, settings.HardwareFlowControl);
-        return new SerialPort(port, path);
+        FileStream? writer = null;
+        if (write && !OperatingSystem.IsWindows())
+        {
+            try
+            {
+                // Configured by the library above; this handle only writes, with no buffer of its own.
+                writer = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                port.Dispose();
+                throw new IOException($"cannot open {path}: {SerialFaults.Describe(path, e)}", e);
+            }
+        }
+        return new SerialPort(port, path, writer);
     }
 
     /// <summary>
@@ -132,7 +153,8 @@ public sealed class SerialPort : IDisposable
     {
         try
         {
-            _stream.Write(data);
+            if (_writer is not null) _writer.Write(data);
+            else _stream.Write(data);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or UnauthorizedAccessException or TimeoutException)
         {
@@ -146,6 +168,7 @@ public sealed class SerialPort : IDisposable
         _disposed = true;
         try
         {
+            _writer?.Dispose();
             _port.Dispose();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
