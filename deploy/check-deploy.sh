@@ -44,8 +44,8 @@ free_port() {
 step "Prerequisites"
 ensure_dotnet || exit 1
 # docker-compose: the Debian package (v1.29); the `docker compose` plugin is not packaged here.
-# mosquitto and its clients for the broker configuration check; libmosquitto1 for the gateway.
-ensure_packages docker-compose mosquitto mosquitto-clients libmosquitto1 || exit 1
+# mosquitto and its clients for the broker configuration check.
+ensure_packages docker-compose mosquitto mosquitto-clients || exit 1
 compose=(docker-compose)
 if docker compose version >/dev/null 2>&1; then compose=(docker compose); fi
 echo "  compose: $("${compose[@]}" version 2>/dev/null | head -1)"

@@ -91,7 +91,7 @@ trap cleanup EXIT
 
 ensure_dotnet
 # The clients (mosquitto_sub, influx, curl, jq) are for looking at the stack; the banner uses them.
-ensure_packages mosquitto mosquitto-clients libmosquitto1 influxdb influxdb-client curl jq socat
+ensure_packages mosquitto mosquitto-clients influxdb influxdb-client curl jq socat
 
 step "Building the gateway and the simulators (logs: $state/logs/build.log)..."
 : >"$state/logs/build.log"
@@ -191,17 +191,21 @@ done
 wait_for_port "$INFLUX_PORT" 30 || { echo "error: InfluxDB did not start, see $state/logs/influxdb.log" >&2; exit 1; }
 
 # --- Fleets' registries, then the gateways ----------------------------------------------------
+# The simulator commands are built into "cmd" and run from this shell, so that a background one's
+# $! is the simulator itself and the stop below reaches it (a function run with & is a subshell
+# whose child would outlive it).
 simulator() {
   local city=$1; shift
   local dir; dir=$(city_dir "$city")
   local extra=()
   [ "$city" = samudra ] && extra=(--districts "$SISTER_DISTRICTS" --centre "$SISTER_CENTRE")
-  dotnet "$state/bin/simulators/Simulators.dll" --broker "mqtt://127.0.0.1:$(city_port "$city" mqtt)" --city "$city" \
+  cmd=(dotnet "$state/bin/simulators/Simulators.dll" --broker "mqtt://127.0.0.1:$(city_port "$city" mqtt)" --city "$city" \
     --traffic "$SIM_DEVICES" --water "$SIM_DEVICES" --environment "$SIM_DEVICES" --formats "$SIM_FORMATS" \
-    --seed "$(city_seed "$city")" --registry "$dir/simulated-devices.json" "${extra[@]}" "$@"
+    --seed "$(city_seed "$city")" --registry "$dir/simulated-devices.json" "${extra[@]}" "$@")
 }
 for city in lumen samudra; do
-  simulator "$city" --registry-only >"$state/logs/$city-simulators.log" 2>&1 \
+  simulator "$city" --registry-only
+  "${cmd[@]}" >"$state/logs/$city-simulators.log" 2>&1 \
     || { echo "error: the simulators could not write $(city_name "$city")'s device registry, see $state/logs/$city-simulators.log" >&2; exit 1; }
 done
 
@@ -212,12 +216,13 @@ serial_sim() {
   local dir; dir=$(city_dir "$city")
   local extra=()
   [ "$city" = samudra ] && extra=(--districts "$SISTER_DISTRICTS" --centre "$SISTER_CENTRE")
-  dotnet "$state/bin/simulators/Simulators.dll" serial --port "$dir/tty-instrument" --format kv --devices 4 --rate 2 \
-    --noise 0.01 --seed "$(city_seed "$city")" --city "$city" --registry "$dir/serial-devices.json" "${extra[@]}" "$@"
+  cmd=(dotnet "$state/bin/simulators/Simulators.dll" serial --port "$dir/tty-instrument" --format kv --devices 4 --rate 2
+    --noise 0.01 --seed "$(city_seed "$city")" --city "$city" --registry "$dir/serial-devices.json" "${extra[@]}" "$@")
 }
 for city in lumen samudra; do
   dir=$(city_dir "$city")
-  serial_sim "$city" --registry-only >>"$state/logs/$city-simulators.log" 2>&1 \
+  serial_sim "$city" --registry-only
+  "${cmd[@]}" >>"$state/logs/$city-simulators.log" 2>&1 \
     || { echo "error: the serial simulator could not write $(city_name "$city")'s registry, see $state/logs/$city-simulators.log" >&2; exit 1; }
   rm -f "$dir/tty-gateway" "$dir/tty-instrument"
   socat pty,raw,echo=0,link="$dir/tty-gateway" pty,raw,echo=0,link="$dir/tty-instrument" >"$state/logs/$city-serial-line.log" 2>&1 &
@@ -268,12 +273,14 @@ done
 
 step "Starting the simulated fleets (each first sends the last $SIM_BACKFILL of buffered readings) and the serial instruments..."
 for city in lumen samudra; do
-  serial_sim "$city" --no-progress >>"$state/logs/$city-simulators.log" 2>&1 &
+  serial_sim "$city" --no-progress
+  "${cmd[@]}" >>"$state/logs/$city-simulators.log" 2>&1 &
   pids+=($!)
 done
 for city in lumen samudra; do
   simulator "$city" --backfill "$SIM_BACKFILL" --rate "$SIM_RATE" --no-progress \
-    --report "$(city_dir "$city")/simulation-report.json" >>"$state/logs/$city-simulators.log" 2>&1 &
+    --report "$(city_dir "$city")/simulation-report.json"
+  "${cmd[@]}" >>"$state/logs/$city-simulators.log" 2>&1 &
   pids+=($!)
 done
 

@@ -7,8 +7,8 @@
 # Docker engine:  dotnet publish gateway/Gateway.csproj -c Release -o /out
 #
 # Base images: since .NET 10 the mcr.microsoft.com/dotnet 10.0 tags are Ubuntu 24.04 ("noble");
-# Microsoft no longer publishes Debian images for .NET 10. Both are apt based, so the package
-# steps are the same (libmosquitto1 is in Ubuntu's universe component, which the image enables).
+# Microsoft no longer publishes Debian images for .NET 10. The gateway needs no native library
+# beyond the runtime: MQTT (MQTTnet) and serial ports (System.IO.Ports) are managed packages.
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
@@ -17,12 +17,6 @@ COPY gateway/ gateway/
 RUN dotnet publish gateway/Gateway.csproj -c Release -o /out
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
-# libmosquitto1: the MQTT client library the gateway calls through P/Invoke (libmosquitto.so.1).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libmosquitto1 \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/*
-
 # Own unprivileged user. /var/lib/city-gateway holds the journal, the quarantine file and the
 # exchange data (a named volume in compose); /etc/city-gateway/registry is where the device
 # registry is mounted. Both are created here with the user's ownership so that a new named

@@ -20,11 +20,6 @@ COPY simulators/ simulators/
 RUN dotnet publish simulators/Simulators.csproj -c Release -o /out
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libmosquitto1 \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/*
-
 # Same uid as the gateway image: the demo writes the device registry into a volume the gateway
 # reads. /var/lib/city-simulators/registry is that volume's mount point.
 RUN groupadd --system --gid 10001 simulator \

@@ -47,5 +47,5 @@ wait_for_port() {
 ensure_test_dependencies() {
   ensure_dotnet
   # chromium and chromium-driver: the transparency page is tested in a real browser (Selenium).
-  ensure_packages mosquitto libmosquitto1 influxdb socat chromium chromium-driver
+  ensure_packages mosquitto influxdb socat chromium chromium-driver
 }

@@ -12,9 +12,13 @@ public sealed class RawFrame
         Topic = topic;
         Payload = payload;
         ReceivedAtNs = receivedAtNs;
-        Qos = qos;
+        _qos = (byte)Math.Clamp(qos, 0, 2);
         OriginalLength = originalLength;
     }
+
+    // Small fields, so that a frame stays at 56 bytes: one is allocated for every message.
+    private readonly byte _qos;
+    private readonly ushort _deliveryId;
 
     /// <summary>"mqtt" or "serial"; with ":replay" appended for frames replayed from the quarantine.</summary>
     public string Source { get; }
@@ -40,5 +44,14 @@ public sealed class RawFrame
     /// <summary>Receive time, Unix epoch nanoseconds.</summary>
     public long ReceivedAtNs { get; }
 
-    public int Qos { get; }
+    public int Qos => _qos;
+
+    /// <summary>The source's own id for this delivery, 0 when there is none: the packet identifier of a
+    /// QoS 1/2 MQTT message. The journal keeps it, so that after a restart a message the broker delivers
+    /// again (its acknowledgement had not left) is recognised as one already in the journal.</summary>
+    public int DeliveryId
+    {
+        get => _deliveryId;
+        init => _deliveryId = value is >= 0 and <= ushort.MaxValue ? (ushort)value : throw new ArgumentOutOfRangeException(nameof(value), value, "a delivery id is 0 to 65535");
+    }
 }

@@ -37,6 +37,7 @@ public sealed class BrokerHealthCheck(BrokerState broker, IOptions<MqttConnectio
             ["connected"] = state.Connected,
             ["detail"] = state.Detail,
             ["clientId"] = mqtt.ClientId,
+            ["implementation"] = string.IsNullOrEmpty(broker.Implementation) ? null! : broker.Implementation,
             ["sharedGroup"] = string.IsNullOrEmpty(mqtt.SharedGroup) ? null! : mqtt.SharedGroup,
             ["subscriptions"] = subscriptions.Select(s => new { filter = s.Filter, qos = s.Qos, state = s.State, grantedQos = s.GrantedQos, reason = s.Reason }).ToArray(),
         };

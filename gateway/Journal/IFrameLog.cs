@@ -40,6 +40,11 @@ public interface IFrameLog : IDisposable
     /// <summary>Completes once every frame up to <paramref name="sequence"/> is durable (see
     /// <see cref="DurableSequence"/>); at once for a log that does not sync.</summary>
     ValueTask WaitDurableAsync(long sequence, CancellationToken ct) => ValueTask.CompletedTask;
+
+    /// <summary>The newest frames an earlier run of the process appended from <paramref name="source"/>
+    /// with a <see cref="RawFrame.DeliveryId"/>, oldest first, at most <paramref name="max"/>; empty for a
+    /// log that does not outlive the process.</summary>
+    IReadOnlyList<LoggedFrame> RecoveredDeliveries(string source, int max) => [];
 }
 
 public readonly record struct JournalStats(bool Durable, long Bytes, long MaxBytes, int Segments, long Appended, long Committed, long Pending, bool Full);

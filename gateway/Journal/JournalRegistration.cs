@@ -49,7 +49,18 @@ internal sealed class JournalOptionsValidator : IValidateOptions<JournalOptions>
             if (o.SegmentBytes < 4096) errors.Add("Gateway:Journal:SegmentBytes: must be at least 4096");
             if (o.MaxBytes < 2 * o.SegmentBytes)
                 errors.Add($"Gateway:Journal:MaxBytes: must be at least twice Gateway:Journal:SegmentBytes ({o.SegmentBytes})");
+            if (!Enum.IsDefined(o.Fsync))
+                errors.Add($"Gateway:Journal:Fsync: '{o.Fsync}' is not a policy; use None, Interval, Always or Group");
             if (o.Fsync == FsyncPolicy.Interval && o.FsyncIntervalMs < 1) errors.Add("Gateway:Journal:FsyncIntervalMs: must be at least 1");
+            if (o.Fsync == FsyncPolicy.Group)
+            {
+                if (o.GroupCommitFrames < 1)
+                    errors.Add($"Gateway:Journal:GroupCommitFrames: must be at least 1 (frames per synced group), not {o.GroupCommitFrames}");
+                if (o.GroupCommitBytes < 1)
+                    errors.Add($"Gateway:Journal:GroupCommitBytes: must be at least 1 (bytes per synced group), not {o.GroupCommitBytes}");
+                if (o.GroupCommitMaxDelayMs is < 0 or > 10_000)
+                    errors.Add($"Gateway:Journal:GroupCommitMaxDelayMs: must be between 0 and 10000 (milliseconds from a group's first frame to its sync), not {o.GroupCommitMaxDelayMs}");
+            }
         }
         else if (o.MemoryQueueCapacity < 1) errors.Add("Gateway:Journal:MemoryQueueCapacity: must be at least 1");
         if (o.MaxAge <= TimeSpan.Zero) errors.Add("Gateway:Journal:MaxAge: must be positive");

@@ -5,7 +5,9 @@ namespace CityGateway.Journal;
 
 /// <summary>
 /// The frame log with the journal turned off: a bounded in-memory queue. Appends wait when it is
-/// full (backpressure to the broker). Frames in it are lost if the process dies.
+/// full (backpressure to the broker). Frames in it are lost if the process dies. There is nothing to
+/// sync: it reports every frame as durable and durability waits complete at once (the interface's
+/// defaults), so with the journal off an acknowledgement means only "received".
 /// </summary>
 public sealed class MemoryFrameLog(int capacity) : IFrameLog
 {

@@ -16,7 +16,8 @@ namespace CityGateway.Benchmarks;
 /// End-to-end throughput: the same publisher load (flat JSON from a fleet of simulated devices,
 /// published as fast as the publisher can, at QoS 0 and at QoS 1) through
 /// (a) the broker alone to mosquitto_sub, (b) InfluxDB's own ingest of exactly the points the
-/// gateway writes, (c) the gateway from broker to InfluxDB, (d) a Node-RED flow doing the same job.
+/// gateway writes, (c) the gateway from broker to InfluxDB, (d) a Node-RED flow doing the same job,
+/// and with --baseline (o) the gateway of another commit, run the same way right after case c.
 /// Every case checks that every message arrived or every point is stored, else it is a failure,
 /// not a rate. Per case: rate, wall time, and CPU seconds per 1,000 messages of each process
 /// involved; medians over the runs; then the gateway against the broker and InfluxDB combined,
@@ -28,7 +29,8 @@ internal static class E2eBenchmark
     private const string CountFrom = "SELECT count(\"seq\") FROM \"traffic\",\"water\",\"environment\"";
 
     private sealed record Settings(int Runs, int Messages, int Devices, int Warmup, int Seed, int[] Qos, string Cases,
-        int TimeoutSeconds, int StallSeconds, int Posters, int BatchSize, string NodeRedFolder, bool Sample, bool Trace);
+        int TimeoutSeconds, int StallSeconds, int Posters, int BatchSize, string NodeRedFolder, bool Sample, bool Trace,
+        string? Baseline);
 
     private sealed record Cpu(string Process, double Seconds);
 
@@ -43,6 +45,7 @@ internal static class E2eBenchmark
         ["b"] = "b InfluxDB /write",
         ["c"] = "c gateway",
         ["d"] = "d Node-RED",
+        ["o"] = "o gateway at the baseline",
     };
 
     public static async Task<int> RunAsync(ParseResult args)
@@ -63,7 +66,15 @@ internal static class E2eBenchmark
             NodeRedFolder: args.GetValue<string>("--node-red-dir") ?? Path.Combine(
                 Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "city-gateway-bench", "node-red"),
             Sample: args.GetValue<bool>("--sample"),
-            Trace: args.GetValue<bool>("--trace"));
+            Trace: args.GetValue<bool>("--trace"),
+            Baseline: args.GetValue<string>("--baseline"));
+        string? baselineDll = null;
+        if (s.Baseline is { } commit)
+        {
+            var (dll, hash) = BaselineGateway.Build(commit);
+            baselineDll = dll;
+            Console.WriteLine($"case o: the gateway of {hash[..12]} ({commit}), run after each case c with the same settings and load");
+        }
         var workload = Workload.Create(s.Devices, s.Messages, s.Warmup, s.Seed);
         using var scratch = new TempDir("bench-e2e");
         var registryFile = FleetSimulator.BuildRegistry(workload.FleetOptions());
@@ -116,7 +127,11 @@ internal static class E2eBenchmark
                 if (s.Cases.Contains('a')) await Run(() => BrokerCaseAsync(env, r, q), "a", r, q);
             if (s.Cases.Contains('b')) await Run(() => InfluxCaseAsync(env, r, warmBatches!, mainBatches!), "b", r, -1);
             foreach (var q in s.Qos)
+            {
+                // Alternated, so that what the machine does meanwhile weighs on both alike.
                 if (s.Cases.Contains('c')) await Run(() => GatewayCaseAsync(env, r, q), "c", r, q);
+                if (baselineDll is not null) await Run(() => GatewayCaseAsync(env, r, q, baselineDll), "o", r, q);
+            }
             foreach (var q in s.Qos)
             {
                 if (!s.Cases.Contains('d')) continue;
@@ -235,19 +250,23 @@ internal static class E2eBenchmark
 
     // ------------------------------------------------------------------ (c) the gateway
 
-    private static async Task<CaseResult> GatewayCaseAsync(Env env, int run, int qos)
+    private static async Task<CaseResult> GatewayCaseAsync(Env env, int run, int qos, string? dll = null)
     {
         var s = env.S;
-        var db = $"e2e_r{run}_q{qos}_gateway";
-        var clientId = $"bench-gw-r{run}q{qos}";
-        var folder = Directory.CreateDirectory(Path.Combine(env.Scratch.Path, $"gateway-r{run}-q{qos}")).FullName;
+        string name = dll is null ? "c" : "o";
+        var db = $"e2e_r{run}_q{qos}_gateway_{name}";
+        var clientId = $"bench-gw-{name}-r{run}q{qos}";
+        var folder = Directory.CreateDirectory(Path.Combine(env.Scratch.Path, $"gateway-{name}-r{run}-q{qos}")).FullName;
         try
         {
             // Default settings but for ports, paths, database and client id (GatewayProcess sets test
             // values for these three; they are put back to the defaults here).
             await using var gateway = new GatewayProcess(env.Broker.Url, env.Influx.Url, db, env.RegistryPath, folder,
                 "--Gateway:Mqtt:ClientId=" + clientId, "--Gateway:Influx:FlushIntervalMs=1000",
-                "--Gateway:Influx:RetryMaxMs=30000", "--Gateway:SelfMetrics:IntervalSeconds=5");
+                "--Gateway:Influx:RetryMaxMs=30000", "--Gateway:SelfMetrics:IntervalSeconds=5")
+            {
+                Dll = dll ?? Path.Combine(AppContext.BaseDirectory, "Gateway.dll"),
+            };
             await gateway.StartAsync();
             await env.Broker.WaitForSubscriptionAsync(clientId, Filter, TimeSpan.FromSeconds(30));
             using var publisher = await PublisherProcess.StartAsync(env.Workload, env.Broker.Url, qos);
@@ -285,7 +304,7 @@ internal static class E2eBenchmark
             CheckPublished(outcome, s.Messages, qos);
             await CheckStoredAsync(env, db, s.Messages, s.Warmup);
             if (last.Quarantined > 0) throw new BenchmarkFailure($"the gateway quarantined {last.Quarantined} messages");
-            return new CaseResult("c", qos, run, s.Messages, seconds,
+            return new CaseResult(name, qos, run, s.Messages, seconds,
                 [new("publisher", outcome.CpuSeconds), new("mosquitto", mosquitto), new("gateway", gw), new("influxd", influx)], null);
         }
         finally
@@ -512,6 +531,17 @@ internal static class E2eBenchmark
                 string.Create(CultureInfo.InvariantCulture, $"{gw * 1000:F1} vs {sub * 1000:F1} ms per 1,000 msgs")));
             Console.WriteLine(Info($"QoS {q}: Node-RED CPU / gateway CPU", nodeRed, gw,
                 string.Create(CultureInfo.InvariantCulture, $"{nodeRed * 1000:F1} vs {gw * 1000:F1} ms per 1,000 msgs")));
+            if (s.Baseline is null) continue;
+            // Against the baseline: at least as fast (QoS 1 with synced group commit against the baseline's
+            // unsynced journal; QoS 0 no slower), and the CPU each spends per message.
+            double o = medians.GetValueOrDefault(("o", q), double.NaN);
+            double oldGw = cpuMedians.GetValueOrDefault(("o", q, "gateway"), double.NaN);
+            Console.WriteLine(Target($"QoS {q}: gateway / baseline, msg/s", c, o, 1.0,
+                string.Create(CultureInfo.InvariantCulture, $"c {c:N0} vs o {o:N0} msg/s")));
+            Console.WriteLine(Info($"QoS {q}: gateway CPU / baseline CPU", gw, oldGw,
+                string.Create(CultureInfo.InvariantCulture, $"{gw * 1000:F1} vs {oldGw * 1000:F1} ms per 1,000 msgs")));
+            Console.WriteLine(Info($"QoS {q}: baseline CPU / mosquitto_sub CPU", oldGw, sub,
+                string.Create(CultureInfo.InvariantCulture, $"{oldGw * 1000:F1} vs {sub * 1000:F1} ms per 1,000 msgs")));
         }
     }
 

@@ -17,7 +17,7 @@ internal static class MemoryBenchmark
 {
     private const double TargetPeakMiB = 150_000_000 / 1048576.0; // 150 MB
 
-    private sealed record Settings(int Devices, int Active, int Rate, int Seconds, bool Trace);
+    private sealed record Settings(int Devices, int Active, int Rate, int Seconds, bool Trace, string? Baseline);
 
     private sealed record Result(double ReadySeconds, double StartupRss, double StartupPeak, double StartupGcHeap, double SteadyRss,
         double SteadyGcHeap, double SteadyGcCommitted, double PeakBeforeReload, double Peak, string GcMode, long Stored, long Published, double Rate);
@@ -30,7 +30,8 @@ internal static class MemoryBenchmark
             Active: args.GetValue<int>("--active"),
             Rate: args.GetValue<int>("--rate"),
             Seconds: args.GetValue<int>("--seconds"),
-            Trace: args.GetValue<bool>("--trace"));
+            Trace: args.GetValue<bool>("--trace"),
+            Baseline: args.GetValue<string>("--baseline"));
         if (args.GetValue<string>("--write-registry") is { } registryOut)
         {
             // The same registry for other tools (a profiler, a reload by hand).
@@ -45,27 +46,26 @@ internal static class MemoryBenchmark
         Console.WriteLine($"memory: registry of {s.Devices} devices ({new FileInfo(registryPath).Length / 1048576.0:F1} MiB of JSON, written in {sw.Elapsed.TotalSeconds:F1} s); " +
                           $"{s.Active} of them publish {s.Rate} msg/s in all (QoS 1, flat JSON) for {s.Seconds} s; registry rewritten (reloaded) at {2 * s.Seconds / 3} s; gateway defaults");
         Console.WriteLine($"before: {Machine.Load()}");
-        var results = new List<Result>();
-        for (int run = 1; run <= runs; run++)
+        // With a baseline, each run measures this gateway and then the baseline's, alike.
+        var variants = new List<(string Name, string? Dll)> { ("this gateway", null) };
+        if (s.Baseline is { } commit)
         {
-            var r = await RunOnceAsync(influx, dir, registryPath, run, s);
-            results.Add(r);
-            Console.WriteLine($"run {run}: ready in {r.ReadySeconds:F1} s; after start-up RSS {r.StartupRss:F0} MiB (peak so far {r.StartupPeak:F0}, GC heap {r.StartupGcHeap:F0}); " +
-                              $"under load RSS {r.SteadyRss:F0} MiB (GC heap {r.SteadyGcHeap:F0}, committed {r.SteadyGcCommitted:F0}); " +
-                              $"peak {r.PeakBeforeReload:F0} MiB before the reload, {r.Peak:F0} MiB overall; {r.GcMode} GC; " +
-                              $"stored {r.Stored} of {r.Published} at {r.Rate:F0} msg/s");
+            var (dll, hash) = BaselineGateway.Build(commit);
+            variants.Add(($"baseline {hash[..12]}", dll));
         }
-        double peak = Stats.Median(results.Select(r => r.Peak));
+        var results = variants.ToDictionary(v => v.Name, _ => new List<Result>());
+        for (int run = 1; run <= runs; run++)
+            foreach (var (name, dll) in variants)
+            {
+                var r = await RunOnceAsync(influx, dir, registryPath, run, s, dll);
+                results[name].Add(r);
+                Console.WriteLine($"run {run}, {name}: ready in {r.ReadySeconds:F1} s; after start-up RSS {r.StartupRss:F0} MiB (peak so far {r.StartupPeak:F0}, GC heap {r.StartupGcHeap:F0}); " +
+                                  $"under load RSS {r.SteadyRss:F0} MiB (GC heap {r.SteadyGcHeap:F0}, committed {r.SteadyGcCommitted:F0}); " +
+                                  $"peak {r.PeakBeforeReload:F0} MiB before the reload, {r.Peak:F0} MiB overall; {r.GcMode} GC; " +
+                                  $"stored {r.Stored} of {r.Published} at {r.Rate:F0} msg/s");
+            }
         Console.WriteLine($"after: {Machine.Load()}");
-        Console.WriteLine();
-        Console.WriteLine($"medians over {runs} run(s) ({Environment.ProcessorCount} cores; MiB = 2^20 bytes; RSS from /proc, GC heap from /readyz):");
-        Console.WriteLine($"  after start-up, before load   RSS {Stats.Median(results.Select(r => r.StartupRss)),5:F0} MiB   GC heap {Stats.Median(results.Select(r => r.StartupGcHeap)),4:F0} MiB   " +
-                          $"(start-up peak {Stats.Median(results.Select(r => r.StartupPeak)):F0} MiB)");
-        Console.WriteLine($"  steady state under load       RSS {Stats.Median(results.Select(r => r.SteadyRss)),5:F0} MiB   GC heap {Stats.Median(results.Select(r => r.SteadyGcHeap)),4:F0} MiB   " +
-                          $"(GC committed {Stats.Median(results.Select(r => r.SteadyGcCommitted)):F0} MiB; outside the GC heap: runtime, code, stacks, " +
-                          $"native {Stats.Median(results.Select(r => r.SteadyRss - r.SteadyGcCommitted)):F0} MiB)");
-        Console.WriteLine($"  peak before the reload        {Stats.Median(results.Select(r => r.PeakBeforeReload)),5:F0} MiB");
-        Console.WriteLine($"  peak (VmHWM), reload included {peak,5:F0} MiB   target <= 150 MB ({TargetPeakMiB:F0} MiB): {Stats.Verdict(peak <= TargetPeakMiB)}");
+        foreach (var (name, list) in results) Summarise(name, list, runs);
         return 0;
     }
 
@@ -109,14 +109,31 @@ internal static class MemoryBenchmark
         };
     }
 
-    private static async Task<Result> RunOnceAsync(InfluxServer influx, TempDir dir, string sharedRegistry, int run, Settings s)
+    private static void Summarise(string name, List<Result> results, int runs)
     {
-        var folder = Directory.CreateDirectory(Path.Combine(dir.Path, $"run{run}")).FullName;
+        double peak = Stats.Median(results.Select(r => r.Peak));
+        Console.WriteLine();
+        Console.WriteLine($"{name}: medians over {runs} run(s) ({Environment.ProcessorCount} cores; MiB = 2^20 bytes; RSS from /proc, GC heap from /readyz):");
+        Console.WriteLine($"  after start-up, before load   RSS {Stats.Median(results.Select(r => r.StartupRss)),5:F0} MiB   GC heap {Stats.Median(results.Select(r => r.StartupGcHeap)),4:F0} MiB   " +
+                          $"(start-up peak {Stats.Median(results.Select(r => r.StartupPeak)):F0} MiB)");
+        Console.WriteLine($"  steady state under load       RSS {Stats.Median(results.Select(r => r.SteadyRss)),5:F0} MiB   GC heap {Stats.Median(results.Select(r => r.SteadyGcHeap)),4:F0} MiB   " +
+                          $"(GC committed {Stats.Median(results.Select(r => r.SteadyGcCommitted)):F0} MiB; outside the GC heap: runtime, code, stacks, " +
+                          $"native {Stats.Median(results.Select(r => r.SteadyRss - r.SteadyGcCommitted)):F0} MiB)");
+        Console.WriteLine($"  peak before the reload        {Stats.Median(results.Select(r => r.PeakBeforeReload)),5:F0} MiB");
+        Console.WriteLine($"  peak (VmHWM), reload included {peak,5:F0} MiB   target <= 150 MB ({TargetPeakMiB:F0} MiB): {Stats.Verdict(peak <= TargetPeakMiB)}");
+    }
+
+    private static async Task<Result> RunOnceAsync(InfluxServer influx, TempDir dir, string sharedRegistry, int run, Settings s, string? dll)
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(dir.Path, $"run{run}{(dll is null ? "" : "-baseline")}")).FullName;
         var registryPath = Path.Combine(folder, "devices.json");
         File.Copy(sharedRegistry, registryPath);
-        var database = $"memory{run}";
+        var database = $"memory{run}{(dll is null ? "" : "b")}";
         using var broker = new MosquittoBroker();
-        await using var gateway = new GatewayProcess(broker.Url, influx.Url, database, registryPath, folder, GatewayDefaults.Arguments());
+        await using var gateway = new GatewayProcess(broker.Url, influx.Url, database, registryPath, folder, GatewayDefaults.Arguments())
+        {
+            Dll = dll ?? Path.Combine(AppContext.BaseDirectory, "Gateway.dll"),
+        };
         var clock = Stopwatch.StartNew();
         await gateway.StartAsync();
         double readySeconds = clock.Elapsed.TotalSeconds;

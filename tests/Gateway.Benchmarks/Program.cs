@@ -41,6 +41,7 @@ var e2e = new Command("e2e", "end-to-end throughput: broker alone, InfluxDB alon
     CliOptions.Text("--node-red-dir", "DIR", "where node-red is installed (default ~/.cache/city-gateway-bench/node-red)"),
     CliOptions.Flag("--sample", "print a sample of the stored points after case c"),
     CliOptions.Flag("--trace", "print the gateway's progress every second while a case runs"),
+    CliOptions.Text("--baseline", "COMMIT", "also run case o: the gateway built from COMMIT, after each case c, with the same settings and load"),
 };
 e2e.SetAction((r, _) => E2eBenchmark.RunAsync(r));
 
@@ -82,10 +83,20 @@ var memory = new Command("memory", "the gateway's resident memory with a large r
     Int("--rate", 3000, "messages per second", min: 1),
     CliOptions.Flag("--trace", "print resident memory, GC heap and collections every two seconds"),
     CliOptions.Text("--write-registry", "FILE", "only write the benchmark's registry to FILE and exit"),
+    CliOptions.Text("--baseline", "COMMIT", "also measure the gateway built from COMMIT, in every run after this one"),
 };
 memory.SetAction((r, _) => MemoryBenchmark.RunAsync(r));
 
-foreach (var command in new[] { pipeline, serial, e2e, publish, latency, memory }) root.Subcommands.Add(command);
+var journal = new Command("journal", "the journal's Fsync policies on this disk: appends per second and append-to-durable delay")
+{
+    Int("--runs", 3, "runs per policy", min: 1),
+    Int("--seconds", 3, "seconds per run", min: 1),
+    Int("--rate", 5000, "frames per second of the paced run", min: 1),
+    Int("--payload", 200, "payload bytes per frame", min: 1),
+};
+journal.SetAction(JournalBenchmark.Run);
+
+foreach (var command in new[] { pipeline, serial, e2e, publish, latency, memory, journal }) root.Subcommands.Add(command);
 return await CommandLineRunner.RunAsync(root, args, Console.Out, Console.Error);
 
 static Option<int> Int(string name, int fallback, string description, int min, int max = int.MaxValue) =>

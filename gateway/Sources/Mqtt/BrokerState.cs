@@ -19,6 +19,9 @@ public sealed class BrokerState
     private volatile Snapshot _current = new(false, "not connected yet", []);
 
     public Snapshot Current => _current;
+
+    /// <summary>The MQTT client library and its version , once the source has started.</summary>
+    public string Implementation { get; set; } = "";
     public bool IsConnected => _current.Connected;
     public string Detail => _current.Detail;
     public IReadOnlyList<SubscriptionStatus> Subscriptions => _current.Subscriptions;

@@ -4,8 +4,8 @@ namespace CityGateway.Sources.Mqtt;
 /// The MQTT client as the source needs it: one connection that the source opens, subscribes and
 /// closes, and re-opens itself after a loss (an implementation never reconnects on its own, so
 /// backoff and resubscription live in one place, <see cref="MqttSource"/>). Results are MQTT's own:
-/// CONNACK and SUBACK reason codes, DISCONNECT reasons. <see cref="MosquittoConnection"/> implements
-/// it over libmosquitto; the tests implement it without a broker.
+/// CONNACK and SUBACK reason codes, DISCONNECT reasons. <see cref="MqttNetConnection"/> implements it
+/// over MQTTnet; the tests implement it without a broker.
 /// </summary>
 public interface IMqttConnection : IDisposable
 {
@@ -18,14 +18,15 @@ public interface IMqttConnection : IDisposable
     bool IsConnected { get; }
 
     /// <summary>Exceptions a handler threw on the client's thread that the client caught instead of
-    /// letting them reach the library (native code must not see them); counted since start.</summary>
+    /// letting them reach the library; counted since start.</summary>
     long CallbackFaults { get; }
 
     /// <summary>The last of those faults, or null while there is none.</summary>
     string? LastCallbackFault { get; }
 
     /// <summary>Each received PUBLISH, on the client's own thread; the message's spans are valid only
-    /// during the call. The handler acknowledges it with <see cref="Acknowledge"/> once it is stored.</summary>
+    /// during the call. The handler acknowledges it later, once it is durable, with <see cref="AcknowledgeAsync"/>
+    /// and the message's <see cref="MqttIncoming.Ack"/>.</summary>
     MqttMessageHandler? MessageReceived { get; set; }
 
     /// <summary>An accepted connection ended without <see cref="DisconnectAsync"/>; the caller reconnects.</summary>
@@ -46,9 +47,51 @@ public interface IMqttConnection : IDisposable
     /// <summary>Sends DISCONNECT (session kept as configured) and closes; no callback runs after it returns.</summary>
     Task DisconnectAsync(CancellationToken ct);
 
-    /// <summary>The message is stored: acknowledge it (PUBACK for QoS 1). Allocation-free; called on the
-    /// client's thread from within <see cref="MessageReceived"/>.</summary>
-    void Acknowledge(in MqttIncoming message);
+    /// <summary>Acknowledges a QoS 1/2 message (PUBACK) after its handler has returned, from any thread;
+    /// the caller acknowledges in the order the messages came. No acknowledgement leaves before this is
+    /// called for it, so the source sends it only once the journal has synced the message. False when
+    /// nothing was sent because the message's connection has ended: the broker delivers it again on the
+    /// next one. Never throws for a lost connection.</summary>
+    ValueTask<bool> AcknowledgeAsync(MqttAck ack, CancellationToken ct);
+}
+
+/// <summary>A received PUBLISH as the client hands it over; the spans are valid only during the callback.</summary>
+public readonly ref struct MqttIncoming
+{
+    public MqttIncoming(string topic, ReadOnlySpan<byte> payload, int qos, bool retain, int packetId = 0, object? ackHandle = null, bool duplicate = false)
+    {
+        Ack = new MqttAck(ackHandle, packetId);
+        Topic = topic;
+        Payload = payload;
+        Qos = qos;
+        Retain = retain;
+        PacketId = packetId;
+        Duplicate = duplicate;
+    }
+
+    /// <summary>The packet identifier of a QoS 1/2 message (0 for QoS 0): what an acknowledgement refers to.</summary>
+    public int PacketId { get; }
+
+    /// <summary>What <see cref="IMqttConnection.AcknowledgeAsync"/> takes, valid after the callback has returned.</summary>
+    public MqttAck Ack { get; }
+
+    public string Topic { get; }
+    public ReadOnlySpan<byte> Payload { get; }
+    public int Qos { get; }
+    public bool Retain { get; }
+
+    /// <summary>The DUP flag: the broker sent this message before (on an earlier connection of our session)
+    /// and had no acknowledgement for it.</summary>
+    public bool Duplicate { get; }
+}
+
+public delegate void MqttMessageHandler(in MqttIncoming message);
+
+/// <summary>What an acknowledgement refers to: the client's own handle for one received message (and
+/// the connection it came on) and its packet id. Default: nothing to acknowledge.</summary>
+public readonly record struct MqttAck(object? Handle, int PacketId)
+{
+    public bool IsNone => Handle is null;
 }
 
 public enum MqttProtocol

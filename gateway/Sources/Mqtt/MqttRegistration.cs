@@ -16,7 +16,7 @@ public static class MqttRegistration
         services.AddSingleton<BrokerState>();
         if (gateway.GetValue("Mqtt:Enabled", true))
         {
-            services.AddSingleton<IMqttConnection, MosquittoConnection>();
+            services.AddSingleton<IMqttConnection, MqttNetConnection>();
             services.AddSingleton<IFrameSource, MqttSource>();
         }
         return services;
@@ -43,6 +43,10 @@ internal sealed class MqttOptionsValidator : IValidateOptions<MqttConnectionOpti
         if (o.ProtocolVersion is not (4 or 5)) errors.Add($"Gateway:Mqtt:ProtocolVersion: {o.ProtocolVersion} is not 5 or 4 (3.1.1)");
         if (!string.IsNullOrEmpty(o.SharedGroup) && Topics.ValidateShareName(o.SharedGroup) is { } share)
             errors.Add($"Gateway:Mqtt:SharedGroup: {share}; leave it empty for ordinary subscriptions");
+        if (o.SocketBufferBytes is < 4096 or > 16 * 1024 * 1024)
+            errors.Add($"Gateway:Mqtt:SocketBufferBytes: {o.SocketBufferBytes} is outside 4096 to 16777216 (default 262144, 256 KiB)");
+        if (o.MaxInflight < 0)
+            errors.Add($"Gateway:Mqtt:MaxInflight: {o.MaxInflight} is negative (0: the broker's default; default 1000)");
         if (o.KeepAliveSeconds < 5) errors.Add("Gateway:Mqtt:KeepAliveSeconds: must be at least 5");
         if (o.ReconnectMinSeconds < 1 || o.ReconnectMaxSeconds < o.ReconnectMinSeconds)
             errors.Add("Gateway:Mqtt:ReconnectMinSeconds/ReconnectMaxSeconds: need 1 <= min <= max");

@@ -16,6 +16,11 @@ namespace CityGateway.Sources.Mqtt;
 /// Gateway:Mqtt:SharedGroup set, each filter is subscribed as <c>$share/{group}/{filter}</c> so that
 /// several instances split the messages; routing still matches the message's real topic. The broker's
 /// answer to each subscription is checked: a refused one is logged and makes /readyz fail.
+/// A QoS 1/2 message is acknowledged only once the journal record holding it is durable: each stored
+/// message's (sequence, acknowledgement) waits in <see cref="PendingAcks"/>, and one loop waits for the
+/// journal to sync the newest and then acknowledges, in order, every message up to what is durable.
+/// What the broker delivers again because its acknowledgement had not left (a lost connection, a
+/// restart) is recognised by <see cref="Redeliveries"/> and acknowledged without a second copy.
 /// </summary>
 public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrameIntakeEvents
 {
@@ -32,6 +37,17 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     private readonly ILogger<MqttSource> _logger;
     private readonly GatewayClock _clock;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly IFrameLog _log;
+    private readonly PendingAcks _pending;
+    private readonly Redeliveries _redeliveries = new();
+    // The client's thread only: the sequence of the last frame it appended.
+    private long _lastSequence = -1;
+    // QoS 1/2 messages left unacknowledged at the broker because the journal was at its bound, and
+    // messages the broker delivered again that the journal already had; the latter as last logged.
+    private long _heldAtBound;
+    private long _redelivered;
+    private long _redeliveredReported;
+    private readonly CancellationTokenSource _ackStop = new();
     private MqttProtocol _protocol;
     private TaskCompletionSource<MqttDisconnect> _lost = NewLost();
     // Which connection the subscription answers belong to: those of an earlier one are ignored.
@@ -50,7 +66,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         _subscriptions = Subscriptions(routes.Routes, _options.SharedGroup);
         _subscribe = _subscriptions.Select(s => new MqttSubscription(s.Filter, s.Qos)).ToArray();
         _client = client;
-        _intake = new FrameIntake("mqtt", log, metrics, clock, this);
+        _log = log;
+        _intake = new FrameIntake(Source, log, metrics, clock, this);
         _keepBytes = Math.Max(pipeline.Value.MaxPayloadBytes, 0);
         _quarantineKeep = Math.Max(quarantine.Value.MaxPayloadBytes, 0);
         _metrics = metrics;
@@ -58,7 +75,10 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         _logger = logger;
         _time = time ?? TimeProvider.System;
         _protocol = _options.ProtocolVersion == 4 ? MqttProtocol.V311 : MqttProtocol.V5;
+        _pending = new PendingAcks(_options.MaxInflight > 0 ? Math.Min(_options.MaxInflight, 65535) : 65535);
     }
+
+    private const string Source = "mqtt";
 
     /// <summary>What to subscribe to: each MQTT route's filter once (at the highest QoS asked for it),
     /// in its shared form when a group is set.</summary>
@@ -70,6 +90,12 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     private static TaskCompletionSource<MqttDisconnect> NewLost() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Stored messages waiting for the journal's sync before their acknowledgement.</summary>
+    internal int PendingAcknowledgements => _pending.Count;
+
+    /// <summary>Messages the broker delivered again that were already in the journal (acknowledged, not stored twice).</summary>
+    internal long Redelivered => Interlocked.Read(ref _redelivered);
+
     private TimeSpan MinDelay => TimeSpan.FromSeconds(Math.Max(1, _options.ReconnectMinSeconds));
 
     private TimeSpan MaxDelay => TimeSpan.FromSeconds(Math.Max(_options.ReconnectMinSeconds, _options.ReconnectMaxSeconds));
@@ -79,9 +105,18 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         await Task.Yield(); // the first connect blocks; keep it off the host's start-up path
         _client.MessageReceived = OnMessage;
         _client.ConnectionLost = OnConnectionLost;
+        var acknowledging = AcknowledgeDurableAsync(_pending, _ackStop.Token);
         try
         {
+            _broker.Implementation = _client.Implementation;
             LogStarting(_client.Endpoint, _options.ClientId, _client.Implementation, _options.CleanSession ? "clean" : "persistent");
+            if (!_options.CleanSession)
+            {
+                // The newest messages of the previous run: their acknowledgements may not have left.
+                var recovered = _log.RecoveredDeliveries(Source, _pending.Capacity);
+                _redeliveries.Seed(recovered);
+                if (recovered.Count > 0) LogRecoveredDeliveries(recovered.Count);
+            }
             if (!string.IsNullOrEmpty(_options.SharedGroup)) LogSharedGroup(_options.SharedGroup, _options.ClientId);
             bool afterLoss = false;
             Task? full = null;
@@ -96,13 +131,15 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
                 {
                     full = null;
                     await which; // throws when stopping
+                    // What is already in the journal is acknowledged first, so the broker does not send it again.
+                    await DrainAcknowledgementsAsync(stoppingToken);
                     // Stop reading: the broker keeps what follows in our persistent session.
                     await _client.DisconnectAsync(stoppingToken);
                     var stats = _intake.Stats;
                     _broker.Disconnected($"paused: the journal is at its size bound ({stats.Bytes} of {stats.MaxBytes} bytes)");
                     LogPaused(stats.Bytes, stats.MaxBytes);
                     await _intake.WaitForRoomAsync(stoppingToken);
-                    LogResumed(_intake.Stats.Bytes);
+                    LogResumed(_intake.Stats.Bytes, Interlocked.Exchange(ref _heldAtBound, 0));
                     afterLoss = false;
                 }
                 else
@@ -118,11 +155,15 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         finally
         {
             if (_options.LeaveGroupOnShutdown && !string.IsNullOrEmpty(_options.SharedGroup)) await LeaveGroupAsync();
+            await DrainAcknowledgementsAsync(CancellationToken.None);
             // Stop intake first: no callback runs after the disconnect returns; then let the pipeline drain.
             _stopping.Cancel();
             await _client.DisconnectAsync(CancellationToken.None);
+            _ackStop.Cancel();
+            await acknowledging;
             _broker.Disconnected("stopped");
             ReportCallbackFaults();
+            ReportRedelivered();
             if (_intake.Dropped > 0) LogDroppedAtShutdown(_intake.Dropped);
             LogStopped(_client.Endpoint);
         }
@@ -187,6 +228,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         var protocol = _protocol == MqttProtocol.V5 ? "5" : "3.1.1";
         LogConnected(_client.Endpoint, protocol, sessionPresent);
         if (_protocol != MqttProtocol.V5 && !string.IsNullOrEmpty(_options.SharedGroup)) LogSharedOn311(_client.Endpoint);
+        // Without our session the broker delivers nothing again.
+        if (!sessionPresent) _redeliveries.Clear();
         int connection = Interlocked.Increment(ref _connection);
         _broker.Connected($"connected to {_client.Endpoint} (MQTT {protocol})", _subscriptions);
         // Not awaited: the loop must see a full journal or a loss while the broker answers.
@@ -301,10 +344,12 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     }
 
     /// <summary>
-    /// Runs on the client's thread. The message goes into the journal here, synchronously, and is
-    /// acknowledged only after that. With libmosquitto the PUBACK is written after this callback
-    /// returns, so a process killed before the append gets the message again from its session; one
-    /// killed between the append and that write may journal it twice.
+    /// Runs on the client's thread. The message goes into the journal here, synchronously; a QoS 1/2
+    /// message's acknowledgement then waits in <see cref="PendingAcks"/> until the journal has synced
+    /// it, so a process killed before that gets the message again. A message the broker delivers again
+    /// that the journal already holds is only acknowledged. While the journal is at its bound (with a
+    /// persistent session) a QoS 1/2 message is left unacknowledged instead of appended: the broker
+    /// delivers it again after the pause, so the bound holds within what is already on its way.
     /// </summary>
     private void OnMessage(in MqttIncoming message)
     {
@@ -318,8 +363,89 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         {
             _faultsCheckedAt = now;
             ReportCallbackFaults();
+            ReportRedelivered();
         }
-        if (_intake.Take(message.Topic, kept, message.Qos, length, _stopping.Token)) _client.Acknowledge(in message);
+        bool acknowledged = message.Qos > 0 && !message.Ack.IsNone;
+        if (acknowledged)
+        {
+            if (_redeliveries.IsRedelivery(in message, kept, length, out long journaled))
+            {
+                Interlocked.Increment(ref _redelivered);
+                // Acknowledged once that copy is durable; the pending list stays in sequence order.
+                _pending.Add(Math.Max(journaled, _lastSequence), message.Ack, _stopping.Token);
+                return;
+            }
+            if (!_options.CleanSession && _intake.AtBound)
+            {
+                Interlocked.Increment(ref _heldAtBound);
+                _intake.NoteBound(); // the journal may have filled from another source: pause all the same
+                return;
+            }
+        }
+        var frame = _intake.Stamp(message.Topic, kept, message.Qos, length, acknowledged ? message.PacketId : 0);
+        if (!_intake.Append(frame, _stopping.Token, out long sequence)) return;
+        _lastSequence = sequence;
+        if (!acknowledged) return;
+        _redeliveries.Journaled(message.PacketId, message.Topic, frame.Payload, length, sequence);
+        // Full only when the broker sends more than the receive maximum we announced: wait for room.
+        _pending.Add(sequence, message.Ack, _stopping.Token);
+    }
+
+    /// <summary>
+    /// The acknowledging loop: waits until the journal has synced the newest pending message, then
+    /// acknowledges in order every pending one the journal reports durable. Acknowledgements of a
+    /// connection that has ended are dropped by the client (the broker delivers those messages again).
+    /// Ends when the source has disconnected.
+    /// </summary>
+    private async Task AcknowledgeDurableAsync(PendingAcks pending, CancellationToken ct)
+    {
+        await Task.Yield();
+        var retry = MinDelay;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                long newest = await pending.WaitNewestAsync(ct);
+                if (_intake.DurableSequence < newest) await _intake.WaitDurableAsync(newest, ct);
+                long durable = _intake.DurableSequence;
+                while (pending.TryTake(durable, out long sequence, out var ack))
+                    if (await _client.AcknowledgeAsync(ack, ct)) _redeliveries.Acknowledged(ack.PacketId, sequence);
+                retry = MinDelay;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // The journal could not make the messages durable (a failed sync): nothing is acknowledged,
+                // the broker keeps them; try again with backoff.
+                LogAcknowledgeFailed(pending.Count, e.GetType().Name, e.Message, retry.TotalSeconds);
+                try { await Task.Delay(retry, _time, ct); } catch (OperationCanceledException) { return; }
+                retry = Next(retry);
+            }
+        }
+    }
+
+    /// <summary>Before a disconnect we ask for (pause, shutdown): waits, for a bounded time, until what is
+    /// already in the journal is acknowledged, so that the broker does not deliver it a second time.</summary>
+    private async Task DrainAcknowledgementsAsync(CancellationToken ct)
+    {
+        var pending = _pending;
+        if (!_client.IsConnected) return;
+        long newest = pending.Newest;
+        if (newest < 0) return;
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bound.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            await pending.WaitTakenAsync(newest, bound.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // Not durable in time: those messages stay unacknowledged and the broker sends them again.
+            LogDrainTimedOut(pending.Count);
+        }
     }
 
     /// <summary>Logs the faults the client caught in its callbacks since the last report (a message
@@ -332,6 +458,13 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
         LogCallbackFaults(faults - reported, faults, _client.LastCallbackFault ?? "");
     }
 
+    private void ReportRedelivered()
+    {
+        long total = Interlocked.Read(ref _redelivered);
+        long reported = Interlocked.Exchange(ref _redeliveredReported, total);
+        if (total > reported) LogRedelivered(total - reported, total);
+    }
+
     void IFrameIntakeEvents.JournalWriteFailed(string error) => LogJournalWriteFailed(error);
 
     void IFrameIntakeEvents.JournalWriteRecovered(int retries) => LogJournalWriteRecovered(retries);
@@ -339,6 +472,7 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     public override void Dispose()
     {
         _stopping.Dispose();
+        _ackStop.Dispose();
         base.Dispose();
     }
 
@@ -372,8 +506,8 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Journal at its size bound ({Bytes} of {MaxBytes} bytes): stopped reading from the broker until InfluxDB catches up")]
     private partial void LogPaused(long bytes, long maxBytes);
 
-    [LoggerMessage(EventId = 1012, Level = LogLevel.Information, Message = "Journal has room again ({Bytes} bytes): reading from the broker")]
-    private partial void LogResumed(long bytes);
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Information, Message = "Journal has room again ({Bytes} bytes): reading from the broker ({Held} messages that arrived at the bound were left unacknowledged for it to deliver again)")]
+    private partial void LogResumed(long bytes, long held);
 
     [LoggerMessage(EventId = 1013, Level = LogLevel.Critical, Message = "Cannot append to the journal: {Error}. Holding the message and retrying every second; the broker keeps the rest")]
     private partial void LogJournalWriteFailed(string error);
@@ -407,6 +541,18 @@ public sealed partial class MqttSource : BackgroundService, IFrameSource, IFrame
 
     [LoggerMessage(EventId = 1023, Level = LogLevel.Warning, Message = "The MQTT client caught {New} exceptions in its callbacks ({Total} since start) so that none reached the library; last: {Last}")]
     private partial void LogCallbackFaults(long @new, long total, string last);
+
+    [LoggerMessage(EventId = 1043, Level = LogLevel.Information, Message = "{New} messages the broker delivered again were already in the journal: acknowledged, not stored twice ({Total} since start)")]
+    private partial void LogRedelivered(long @new, long total);
+
+    [LoggerMessage(EventId = 1044, Level = LogLevel.Information, Message = "The journal holds {Count} QoS 1/2 messages of the previous run whose acknowledgement may not have left; if the broker delivers them again they are not stored twice")]
+    private partial void LogRecoveredDeliveries(int count);
+
+    [LoggerMessage(EventId = 1041, Level = LogLevel.Error, Message = "Cannot acknowledge {Count} stored messages: the journal did not make them durable ({Type}: {Error}); the broker keeps them, retrying in {Seconds} s")]
+    private partial void LogAcknowledgeFailed(int count, string type, string error, double seconds);
+
+    [LoggerMessage(EventId = 1042, Level = LogLevel.Warning, Message = "Disconnecting with {Count} stored messages not yet acknowledged (the journal did not sync them within 5 s): the broker delivers them again")]
+    private partial void LogDrainTimedOut(int count);
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "{Count} messages could not be put in the journal (shutdown or disk failure)")]
     private partial void LogDroppedAtShutdown(long count);

@@ -1,6 +1,4 @@
-using System.ComponentModel;
-using System.Runtime.InteropServices;
-using CityGateway.Sources.Serial.Native;
+using Ports = System.IO.Ports;
 
 namespace CityGateway.Sources.Serial;
 
@@ -8,140 +6,174 @@ namespace CityGateway.Sources.Serial;
 public enum SerialReadStatus { Data, Timeout, Gone }
 
 /// <summary>
-/// A tty opened as a file descriptor and configured through termios: raw mode, speed, data bits,
-/// parity, stop bits, flow control. Reads wait with poll(2) so a vanished device (USB unplugged,
-/// pseudo-terminal closed) is seen as a hang-up rather than as silence.
+/// A serial device (tty, COM port) on System.IO.Ports: raw bytes from its stream, speed, data bits,
+/// parity, stop bits and RTS/CTS set by the library (raw mode, no translation of CR/LF, 8-bit clean).
+/// Every failure leaves as an <see cref="IOException"/> (open, write) or <see cref="SerialReadStatus.Gone"/>
+/// (read) whose message is the real reason (<see cref="SerialFaults"/>): the library itself says
+/// "access denied" for a missing device and "the port is closed" for an unplugged one.
 /// </summary>
-public sealed unsafe class SerialPort : IDisposable
+public sealed class SerialPort : IDisposable
 {
-    private int _fd;
+    private readonly Ports.SerialPort _port;
+    private readonly Stream _stream;
+    // Writes, when asked for at open on Linux and macOS: the device opened a second time, unbuffered,
+    // so that a write is one write(2). The library's own stream hands every write to its I/O thread,
+    // which polls the device each millisecond: about 1.2 ms a write, which capped a writer of one
+    // line a call (the serial simulator) near 800 lines a second.
+    private readonly FileStream? _writer;
+    private int _readTimeout = -2;
+    private volatile bool _disposed;
 
-    private SerialPort(int fd, string path)
+    private SerialPort(Ports.SerialPort port, string path, FileStream? writer)
     {
-        _fd = fd;
+        _port = port;
+        _stream = port.BaseStream;
+        _writer = writer;
         Path = path;
     }
 
     public string Path { get; }
 
-    public bool IsOpen => _fd >= 0;
+    public bool IsOpen => !_disposed && _port.IsOpen;
 
-    /// <summary>Opens and configures the port; throws <see cref="IOException"/> with the OS's reason.</summary>
+    /// <summary>Opens and configures the port; throws <see cref="IOException"/> with the real reason.
+    /// <paramref name="write"/>: the caller writes (see <see cref="Write"/>).</summary>
     public static SerialPort Open(SerialPortSettings settings, bool write = false)
     {
-        int fd = Libc.Open(settings.Path, (write ? Libc.O_RDWR : Libc.O_RDWR) | Libc.O_NOCTTY | Libc.O_NONBLOCK | Libc.O_CLOEXEC);
-        if (fd < 0) throw Failure($"cannot open {settings.Path}");
-        var port = new SerialPort(fd, settings.Path);
+        string path = settings.Path;
+        // Checked first: the library would report a missing device as "access denied".
+        if (!SerialFaults.Exists(path)) throw new IOException($"cannot open {path}: {SerialFaults.DeviceGone}");
+        var port = new Ports.SerialPort(path)
+        {
+            BaudRate = settings.BaudRate,
+            DataBits = settings.DataBits is >= 5 and <= 8 ? settings.DataBits : throw new ArgumentException($"data bits must be 5 to 8, not {settings.DataBits}"),
+            Parity = settings.Parity switch { Parity.Even => Ports.Parity.Even, Parity.Odd => Ports.Parity.Odd, _ => Ports.Parity.None },
+            StopBits = settings.StopBits == 2 ? Ports.StopBits.Two : Ports.StopBits.One,
+            Handshake = settings.HardwareFlowControl ? Ports.Handshake.RequestToSend : Ports.Handshake.None,
+            WriteTimeout = Ports.SerialPort.InfiniteTimeout,
+        };
         try
         {
-            port.Configure(settings);
-            return port;
+            port.Open();
         }
-        catch
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException or InvalidOperationException)
         {
             port.Dispose();
-            throw;
+            throw new IOException($"cannot open {path}: {SerialFaults.Describe(path, e)}", e);
         }
+        catch (ArgumentOutOfRangeException e)
+        {
+            port.Dispose();
+            throw new IOException($"cannot open {path}: {e.Message}", e);
+        }
+        RaiseModemLines(port, settings.HardwareFlowControl);
+        FileStream? writer = null;
+        if (write && !OperatingSystem.IsWindows())
+        {
+            try
+            {
+                // Configured by the library above; this handle only writes, with no buffer of its own.
+                writer = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                port.Dispose();
+                throw new IOException($"cannot open {path}: {SerialFaults.Describe(path, e)}", e);
+            }
+        }
+        return new SerialPort(port, path, writer);
     }
 
-    private void Configure(SerialPortSettings s)
+    /// <summary>
+    /// A tty opened on Linux has DTR and RTS raised, and devices expect them (some USB adapters send
+    /// nothing without DTR); System.IO.Ports drives them from DtrEnable/RtsEnable, off by default,
+    /// so they are asked for. A pseudo-terminal has no modem lines: the request fails there and
+    /// changes nothing.
+    /// </summary>
+    private static void RaiseModemLines(Ports.SerialPort port, bool hardwareFlowControl)
     {
-        if (Libc.IsATty(_fd) != 1) throw new IOException($"{Path} is not a terminal device");
-        Libc.Termios t;
-        if (Libc.TcGetAttr(_fd, &t) != 0) throw Failure($"tcgetattr {Path}");
-        Libc.CfMakeRaw(&t); // no echo, no line editing, no translation of CR/LF, 8-bit clean
-        if (Libc.CfSetSpeed(&t, (uint)s.BaudRate) != 0) throw Failure($"baud rate {s.BaudRate} on {Path}");
-        t.CFlag &= ~(Libc.CSIZE | Libc.PARENB | Libc.PARODD | Libc.CSTOPB | Libc.CRTSCTS);
-        t.CFlag |= s.DataBits switch
+        try
         {
-            5 => Libc.CS5, 6 => Libc.CS6, 7 => Libc.CS7, 8 => Libc.CS8,
-            _ => throw new ArgumentException($"data bits must be 5 to 8, not {s.DataBits}"),
-        };
-        if (s.Parity != Parity.None) t.CFlag |= Libc.PARENB | (s.Parity == Parity.Odd ? Libc.PARODD : 0);
-        if (s.StopBits == 2) t.CFlag |= Libc.CSTOPB;
-        if (s.HardwareFlowControl) t.CFlag |= Libc.CRTSCTS;
-        t.CFlag |= Libc.CLOCAL | Libc.CREAD; // ignore modem lines, enable the receiver
-        t.Cc[Libc.VMIN] = 0;
-        t.Cc[Libc.VTIME] = 0;
-        if (Libc.TcSetAttr(_fd, Libc.TCSANOW, &t) != 0) throw Failure($"tcsetattr {Path}");
+            port.DtrEnable = true;
+            if (!hardwareFlowControl) port.RtsEnable = true; // with RTS/CTS the driver owns RTS
+        }
+        catch (IOException) { }
     }
 
     /// <summary>Waits up to <paramref name="timeoutMs"/> for bytes and reads what is there.</summary>
-    public SerialReadStatus Read(Span<byte> buffer, int timeoutMs, out int read, out string? error)
+    public SerialReadStatus Read(byte[] buffer, int timeoutMs, out int read, out string? error) =>
+        Read(buffer, 0, buffer.Length, timeoutMs, out read, out error);
+
+    /// <summary>Waits up to <paramref name="timeoutMs"/> for bytes and reads what is there.</summary>
+    public SerialReadStatus Read(byte[] buffer, int offset, int count, int timeoutMs, out int read, out string? error)
     {
         read = 0;
         error = null;
-        var pfd = new Libc.PollFd { Fd = _fd, Events = Libc.POLLIN };
-        int r = Libc.Poll(&pfd, 1, timeoutMs);
-        if (r < 0)
+        try
         {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Libc.EINTR) return SerialReadStatus.Timeout;
-            error = $"poll: {Libc.Error(errno)}";
-            return SerialReadStatus.Gone;
-        }
-        if (r == 0) return SerialReadStatus.Timeout;
-        if ((pfd.REvents & Libc.POLLIN) == 0 && (pfd.REvents & (Libc.POLLHUP | Libc.POLLERR | Libc.POLLNVAL)) != 0)
-        {
-            error = (pfd.REvents & Libc.POLLHUP) != 0 ? "hang-up (device removed or other end closed)" : "device error";
-            return SerialReadStatus.Gone;
-        }
-        fixed (byte* p = buffer)
-        {
-            nint n = Libc.Read(_fd, p, buffer.Length);
+            if (timeoutMs != _readTimeout) _stream.ReadTimeout = _readTimeout = Math.Max(1, timeoutMs);
+            int n = _stream.Read(buffer, offset, count);
             if (n > 0)
             {
-                read = (int)n;
+                read = n;
                 return SerialReadStatus.Data;
             }
-            if (n == 0)
-            {
-                error = "end of file (device removed or other end closed)";
-                return SerialReadStatus.Gone;
-            }
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is Libc.EAGAIN or Libc.EINTR) return SerialReadStatus.Timeout;
-            error = $"read: {Libc.Error(errno)}";
+            error = SerialFaults.DescribeLoss(Path, null);
             return SerialReadStatus.Gone;
+        }
+        catch (TimeoutException)
+        {
+            return SerialReadStatus.Timeout;
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            error = SerialFaults.DescribeLoss(Path, e);
+            return SerialReadStatus.Gone;
+        }
+    }
+
+    /// <summary>Reads into a span (through a copy); the array overloads read in place.</summary>
+    public SerialReadStatus Read(Span<byte> buffer, int timeoutMs, out int read, out string? error)
+    {
+        var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(buffer.Length);
+        try
+        {
+            var status = Read(rented, 0, buffer.Length, timeoutMs, out read, out error);
+            rented.AsSpan(0, read).CopyTo(buffer);
+            return status;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
     }
 
     /// <summary>Writes all bytes, waiting for room in the output queue; throws <see cref="IOException"/> when the device is gone.</summary>
     public void Write(ReadOnlySpan<byte> data)
     {
-        fixed (byte* start = data)
+        try
         {
-            int done = 0;
-            while (done < data.Length)
-            {
-                nint n = Libc.Write(_fd, start + done, data.Length - done);
-                if (n > 0)
-                {
-                    done += (int)n;
-                    continue;
-                }
-                int errno = Marshal.GetLastPInvokeError();
-                if (n < 0 && errno is Libc.EAGAIN or Libc.EINTR)
-                {
-                    var pfd = new Libc.PollFd { Fd = _fd, Events = Libc.POLLOUT };
-                    Libc.Poll(&pfd, 1, 100);
-                    if ((pfd.REvents & (Libc.POLLHUP | Libc.POLLERR | Libc.POLLNVAL)) != 0) throw new IOException($"{Path}: hang-up while writing");
-                    continue;
-                }
-                throw new IOException($"write to {Path}: {Libc.Error(errno)}");
-            }
+            if (_writer is not null) _writer.Write(data);
+            else _stream.Write(data);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or UnauthorizedAccessException or TimeoutException)
+        {
+            throw new IOException($"write to {Path}: {SerialFaults.DescribeLoss(Path, e)}", e);
         }
     }
 
     public void Dispose()
     {
-        int fd = Interlocked.Exchange(ref _fd, -1);
-        if (fd >= 0) Libc.Close(fd);
-    }
-
-    private static IOException Failure(string what)
-    {
-        int errno = Marshal.GetLastPInvokeError();
-        return new IOException($"{what}: {Libc.Error(errno)}", new Win32Exception(errno));
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            _writer?.Dispose();
+            _port.Dispose();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            // Closing a vanished device can fail; the handle is released either way.
+        }
     }
 }

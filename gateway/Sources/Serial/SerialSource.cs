@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using CityGateway.Core;
 using CityGateway.Decoding;
@@ -71,7 +72,7 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
     private void RunPort(SerialPortOptions options, SerialPortStatus status, CancellationToken ct)
     {
         var framer = new LineFramer(Math.Max(16, options.MaxLineBytes));
-        var buffer = new byte[8192];
+        var buffer = ArrayPool<byte>.Shared.Rent(8192);
         int coalesce = Math.Max(0, options.ReadCoalesceMs);
         var intake = new FrameIntake("serial", _log, _metrics, _clock, new PortEvents(this, options.EffectiveName));
         LineFramer.LineHandler onLine = (line, overlong, length) => OnLine(options, status, intake, line, overlong, length, ct);
@@ -113,7 +114,7 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
                         try { intake.WaitForRoomAsync(ct).Wait(ct); } catch (OperationCanceledException) { break; }
                         status.State = "open";
                     }
-                    var result = port.Read(buffer, 200, out int n, out var error);
+                    var result = port.Read(buffer, 0, 8192, 200, out int n, out var error);
                     if (result == SerialReadStatus.Timeout) continue;
                     if (result == SerialReadStatus.Gone)
                     {
@@ -132,6 +133,7 @@ public sealed partial class SerialSource : BackgroundService, IFrameSource
         }
         status.Open = false;
         status.State = "stopped";
+        ArrayPool<byte>.Shared.Return(buffer);
         if (intake.Dropped > 0) LogDroppedAtShutdown(options.EffectiveName, intake.Dropped);
     }
 

@@ -24,7 +24,6 @@ public sealed class GatewayProcess : IAsyncDisposable
         OperatorPort = ServiceProcess.FreePort();
         _args =
         [
-            Path.Combine(AppContext.BaseDirectory, "Gateway.dll"),
             "--urls", $"http://127.0.0.1:{HttpPort}",
             $"--Gateway:Operations:Listen=http://127.0.0.1:{OperatorPort}",
             "--Gateway:Mqtt:Url=" + brokerUrl,
@@ -42,6 +41,9 @@ public sealed class GatewayProcess : IAsyncDisposable
     }
 
     public string Folder { get; }
+
+    /// <summary>The gateway to run: the one built with the tests, or another build (a benchmark's baseline).</summary>
+    public string Dll { get; init; } = Path.Combine(AppContext.BaseDirectory, "Gateway.dll");
 
     public int HttpPort { get; }
 
@@ -77,6 +79,7 @@ public sealed class GatewayProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = Folder,
         };
+        psi.ArgumentList.Add(Dll);
         foreach (var a in _args) psi.ArgumentList.Add(a);
         var p = new Process { StartInfo = psi };
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };

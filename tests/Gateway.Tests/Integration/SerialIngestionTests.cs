@@ -156,7 +156,9 @@ public sealed class SerialIngestionTests(ServicesFixture services, ITestOutputHe
         Assert.Equal(503, status);
         output.WriteLine("while unplugged: " + body.GetProperty("serial")[0].GetProperty("state").GetString());
         await Task.Delay(TimeSpan.FromSeconds(10)); // the scenario: the device stays away for 10 s
-        Assert.False((await PortStatus(gateway)).GetProperty("open").GetBoolean());
+        var away = await PortStatus(gateway);
+        Assert.False(away.GetProperty("open").GetBoolean());
+        Assert.Equal($"waiting for the device: cannot open {pty.GatewayEnd}: {CityGateway.Sources.Serial.SerialFaults.DeviceGone}", away.GetProperty("state").GetString());
 
         pty.Start();
         await Wait.UntilAsync(async () => (await PortStatus(gateway)).GetProperty("open").GetBoolean(), TimeSpan.FromSeconds(15),

@@ -4,7 +4,7 @@ using CityGateway.Tests.Infrastructure;
 
 namespace CityGateway.Tests.Integration;
 
-/// <summary>The termios port class over a real pseudo-terminal pair.</summary>
+/// <summary>The port class (System.IO.Ports underneath) over a real pseudo-terminal pair.</summary>
 public sealed class SerialPortTests
 {
     [Fact]

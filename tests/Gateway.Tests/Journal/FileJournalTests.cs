@@ -33,6 +33,36 @@ public sealed class FileJournalTests
         Assert.Equal(expected.ReceivedAtNs, actual.ReceivedAtNs);
         Assert.Equal(expected.Qos, actual.Qos);
         Assert.Equal(expected.OriginalLength, actual.OriginalLength);
+        Assert.Equal(expected.DeliveryId, actual.DeliveryId);
+    }
+
+    [Fact]
+    public async Task Delivery_ids_are_kept_and_after_a_restart_the_newest_frames_that_carry_one_are_reported()
+    {
+        using var dir = new TempDir("journal");
+        // Every third frame is a QoS 0 or serial frame without a delivery id (written as a version 1 record).
+        RawFrame Numbered(int i) => i % 3 == 0
+            ? new RawFrame(i % 2 == 0 ? "serial" : "mqtt", "/dev/ttyUSB0", Encoding.UTF8.GetBytes($"seq={i}"), 1_000 + i, 0, 5)
+            : new RawFrame("mqtt", $"city/json/env-{i:D4}", Encoding.UTF8.GetBytes($"{{\"seq\":{i}}}"), 1_000 + i, 1, 10) { DeliveryId = 1 + i % 65535 };
+        var frames = Enumerable.Range(0, 3000).Select(Numbered).ToList();
+        using (var journal = new FileJournal(Options(dir.Path, segmentBytes: 16384), NullLogger.Instance))
+        {
+            Assert.Empty(journal.RecoveredDeliveries("mqtt", 100));
+            foreach (var f in frames) journal.Append(f);
+            journal.Commit(1500);
+        }
+        using (var journal = new FileJournal(Options(dir.Path, segmentBytes: 16384), NullLogger.Instance))
+        {
+            var recovered = journal.RecoveredDeliveries("mqtt", 100);
+            var expected = Enumerable.Range(0, 3000).Where(i => i % 3 != 0).TakeLast(100).ToList();
+            Assert.Equal(expected.Select(i => (long)i), recovered.Select(r => r.Sequence));
+            foreach (var r in recovered) AssertSame(frames[(int)r.Sequence], r.Frame);
+            Assert.Empty(journal.RecoveredDeliveries("serial", 100));
+            // Everything reads back, with or without a delivery id.
+            var read = await ReadAvailable(journal);
+            Assert.Equal(Enumerable.Range(1501, 1499).Select(i => (long)i), read.Select(r => r.Sequence));
+            foreach (var r in read) AssertSame(frames[(int)r.Sequence], r.Frame);
+        }
     }
 
     [Fact]

@@ -103,6 +103,7 @@ public sealed class LocalStackTests(ITestOutputHelper output) : IDisposable
             Assert.Contains("Stopped.", stack.Output);
         }
         AssertAllPortsFree(env);
+        AssertNoProcessLeft();
         foreach (var city in new[] { "lumen", "samudra" })
         {
             Assert.True(File.Exists(Path.Combine(_state.Path, city, "mosquitto", "mosquitto.db")), $"{city}'s broker saved no session");
@@ -124,6 +125,24 @@ public sealed class LocalStackTests(ITestOutputHelper output) : IDisposable
             Assert.Contains("Stopped.", again.Output);
         }
         AssertAllPortsFree(env);
+        AssertNoProcessLeft();
+    }
+
+    /// <summary>No process the stack started (each names a file in its folder on its command line:
+    /// simulators, gateways, brokers, socat) outlives the stop.</summary>
+    private void AssertNoProcessLeft()
+    {
+        var left = new List<string>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
+            string command;
+            try { command = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Trim(); }
+            catch (IOException) { continue; }
+            catch (UnauthorizedAccessException) { continue; }
+            if (command.Contains(_state.Path, StringComparison.Ordinal)) left.Add($"{pid}: {command}");
+        }
+        Assert.True(left.Count == 0, "still running after the stack stopped:\n" + string.Join("\n", left));
     }
 
     private IEnumerable<string> KeyFiles() =>

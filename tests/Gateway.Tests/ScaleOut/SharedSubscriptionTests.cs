@@ -197,28 +197,12 @@ public sealed class SharedSubscriptionTests(ServicesFixture services, ITestOutpu
         Assert.True(toA + toB < count, "nothing was dropped beyond max_queued_messages");
     }
 
-    /// <summary>A bare MQTT 5 client with a persistent session in a shared-subscription group.</summary>
-    private sealed class Member : IDisposable
+    /// <summary>A bare MQTT 5 client (MQTTnet) with a persistent session in a shared-subscription group;
+    /// it acknowledges each message as it takes it.</summary>
+    private sealed class Member(string url, string clientId, string filter) : IDisposable
     {
-        private readonly MosquittoClient _client;
-        private readonly TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly MQTTnet.IMqttClient _client = new MQTTnet.MqttClientFactory().CreateMqttClient();
         private readonly List<string> _payloads = [];
-
-        public Member(string url, string clientId, string filter)
-        {
-            _client = new MosquittoClient(new MqttConnectionOptions
-            {
-                // Enough in flight that the member present never has messages queued (and dropped) itself.
-                Url = url, ClientId = clientId, CleanSession = false, SessionExpirySeconds = 300, MaxInflight = 1000,
-            });
-            _client.Connected = (rc, _) => { if (rc == 0) _client.Subscribe(filter, 1); };
-            _client.Subscribed = (_, code) => { if (code < 128) _subscribed.TrySetResult(); };
-            _client.MessageReceived = (in MqttIncoming m) =>
-            {
-                var text = System.Text.Encoding.UTF8.GetString(m.Payload);
-                lock (_payloads) _payloads.Add(text);
-            };
-        }
 
         public List<string> Payloads
         {
@@ -227,10 +211,40 @@ public sealed class SharedSubscriptionTests(ServicesFixture services, ITestOutpu
 
         public async Task ConnectAsync()
         {
-            if (_client.TryConnect() is { } error) throw new InvalidOperationException(error);
-            await _subscribed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            var uri = new Uri(url);
+            _client.ApplicationMessageReceivedAsync += e =>
+            {
+                var text = System.Text.Encoding.UTF8.GetString(System.Buffers.BuffersExtensions.ToArray(e.ApplicationMessage.Payload));
+                lock (_payloads) _payloads.Add(text);
+                return Task.CompletedTask;
+            };
+            var options = new MQTTnet.MqttClientOptionsBuilder()
+                .WithClientId(clientId)
+                .WithTcpServer(uri.Host, uri.Port)
+                .WithProtocolVersion(MQTTnet.Formatter.MqttProtocolVersion.V500)
+                .WithCleanStart(false)
+                .WithSessionExpiryInterval(300)
+                // Enough in flight that the member present never has messages queued (and dropped) itself.
+                .WithReceiveMaximum(1000)
+                .Build();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await _client.ConnectAsync(options, timeout.Token);
+            var subscribe = new MQTTnet.MqttClientSubscribeOptionsBuilder()
+                .WithTopicFilter(filter, MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build();
+            var answer = await _client.SubscribeAsync(subscribe, timeout.Token);
+            var code = (int)answer.Items.Single().ResultCode;
+            if (code > 2) throw new InvalidOperationException($"subscription to {filter} refused: {answer.Items.Single().ResultCode}");
         }
 
-        public void Dispose() => _client.Dispose();
+        /// <summary>Sends DISCONNECT (the session and its subscription stay with the broker) and closes.</summary>
+        public void Dispose()
+        {
+            if (_client.IsConnected)
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                _client.DisconnectAsync(new MQTTnet.MqttClientDisconnectOptions(), timeout.Token).GetAwaiter().GetResult();
+            }
+            _client.Dispose();
+        }
     }
 }

@@ -16,7 +16,9 @@ internal sealed class FakeMqttConnection : IMqttConnection
     private readonly List<MqttSubscription[]> _subscribes = [];
     private readonly List<string[]> _unsubscribes = [];
     private volatile bool _connected;
-    private int _disconnects, _acknowledged;
+    private int _disconnects;
+    // The current connection: an acknowledgement handle of an earlier one sends nothing.
+    private object _connection = new();
 
     /// <summary>Answers to the next connects, in order; once empty, every connect is accepted.</summary>
     public ConcurrentQueue<MqttConnectResult> ConnectResults { get; } = new();
@@ -39,12 +41,25 @@ internal sealed class FakeMqttConnection : IMqttConnection
     public MqttSubscription[][] Subscribes { get { lock (_lock) return [.. _subscribes]; } }
     public string[][] Unsubscribes { get { lock (_lock) return [.. _unsubscribes]; } }
     public int Disconnects => Volatile.Read(ref _disconnects);
-    public int Acknowledged => Volatile.Read(ref _acknowledged);
+
+    private readonly ConcurrentQueue<int> _acks = new();
+
+    /// <summary>The packet ids acknowledged (sent on their own connection), in the order they were.</summary>
+    public int[] Acks => [.. _acks];
+
+    /// <summary>Acknowledgements asked for on a connection that had ended (nothing sent).</summary>
+    public int StaleAcks => Volatile.Read(ref _staleAcks);
+
+    private int _staleAcks;
+
+    /// <summary>Whether the broker reports our session kept on the accepted connects.</summary>
+    public bool SessionPresent { get; set; } = true;
 
     public Task<MqttConnectResult> ConnectAsync(MqttProtocol protocol, CancellationToken ct)
     {
         lock (_lock) _connects.Add(protocol);
-        var result = ConnectResults.TryDequeue(out var next) ? next : MqttConnectResult.Accepted(sessionPresent: true);
+        var result = ConnectResults.TryDequeue(out var next) ? next : MqttConnectResult.Accepted(SessionPresent);
+        Volatile.Write(ref _connection, new object());
         _connected = result.Outcome == MqttConnectOutcome.Accepted;
         return Task.FromResult(result);
     }
@@ -61,14 +76,27 @@ internal sealed class FakeMqttConnection : IMqttConnection
         return Task.FromResult(filters.Select(f => new MqttUnsubscribeResult(f, true)).ToArray());
     }
 
+    /// <summary>How many acknowledgements had been sent at each disconnect.</summary>
+    public ConcurrentQueue<int> AcksAtDisconnect { get; } = new();
+
     public Task DisconnectAsync(CancellationToken ct)
     {
+        AcksAtDisconnect.Enqueue(_acks.Count);
         _connected = false;
         Interlocked.Increment(ref _disconnects);
         return Task.CompletedTask;
     }
 
-    public void Acknowledge(in MqttIncoming message) => Interlocked.Increment(ref _acknowledged);
+    public ValueTask<bool> AcknowledgeAsync(MqttAck ack, CancellationToken ct)
+    {
+        if (!_connected || !ReferenceEquals(ack.Handle, Volatile.Read(ref _connection)))
+        {
+            Interlocked.Increment(ref _staleAcks);
+            return ValueTask.FromResult(false);
+        }
+        _acks.Enqueue(ack.PacketId);
+        return ValueTask.FromResult(true);
+    }
 
     /// <summary>The broker goes away (or sends DISCONNECT) under an accepted connection.</summary>
     public void Lose(MqttDisconnect reason)
@@ -77,8 +105,9 @@ internal sealed class FakeMqttConnection : IMqttConnection
         ConnectionLost?.Invoke(reason);
     }
 
-    public void Deliver(string topic, byte[] payload, int qos = 1, int packetId = 1) =>
-        MessageReceived?.Invoke(new MqttIncoming(topic, payload, qos, false, packetId));
+    /// <summary>The broker delivers a PUBLISH on the current connection; <paramref name="duplicate"/> is its DUP flag.</summary>
+    public void Deliver(string topic, byte[] payload, int qos = 1, int packetId = 1, bool duplicate = false) =>
+        MessageReceived?.Invoke(new MqttIncoming(topic, payload, qos, false, packetId, qos > 0 ? Volatile.Read(ref _connection) : null, duplicate));
 
     public void Dispose()
     {
@@ -86,7 +115,7 @@ internal sealed class FakeMqttConnection : IMqttConnection
 }
 
 /// <summary>A frame log whose size bound the test sets, and whose appends can be made to fail.</summary>
-internal sealed class TestFrameLog : IFrameLog
+internal sealed class TestFrameLog(long firstSequence = 0) : IFrameLog
 {
     private readonly ConcurrentQueue<RawFrame> _frames = new();
     private TaskCompletionSource _room = NewRoom();
@@ -114,8 +143,61 @@ internal sealed class TestFrameLog : IFrameLog
     public long Append(RawFrame frame)
     {
         if (Interlocked.Decrement(ref _failures) >= 0) throw new IOException("No space left on device");
-        _frames.Enqueue(frame);
-        return _frames.Count - 1;
+        lock (_durableLock)
+        {
+            _frames.Enqueue(frame);
+            long sequence = firstSequence + _frames.Count - 1;
+            if (!_holdDurability) _durable = sequence;
+            return sequence;
+        }
+    }
+
+    private readonly object _durableLock = new();
+    private bool _holdDurability;
+    // What an earlier run appended (below firstSequence) is durable.
+    private long _durable = firstSequence - 1;
+    private readonly List<(long Sequence, TaskCompletionSource Done)> _durableWaiters = [];
+    private int _durableWaits;
+
+    /// <summary>From now on appended frames are not durable until <see cref="ReleaseDurability"/>: a sync that has not returned.</summary>
+    public void HoldDurability()
+    {
+        lock (_durableLock) _holdDurability = true;
+    }
+
+    /// <summary>Everything appended so far is durable, and so is every later append.</summary>
+    public void ReleaseDurability()
+    {
+        List<TaskCompletionSource> done;
+        lock (_durableLock)
+        {
+            _holdDurability = false;
+            _durable = firstSequence + _frames.Count - 1;
+            done = _durableWaiters.Where(w => w.Sequence <= _durable).Select(w => w.Done).ToList();
+            _durableWaiters.RemoveAll(w => w.Sequence <= _durable);
+        }
+        foreach (var d in done) d.TrySetResult();
+    }
+
+    /// <summary>How many times a caller waited for durability that had not come yet.</summary>
+    public int DurableWaits => Volatile.Read(ref _durableWaits);
+
+    public long DurableSequence
+    {
+        get { lock (_durableLock) return _durable; }
+    }
+
+    public ValueTask WaitDurableAsync(long sequence, CancellationToken ct)
+    {
+        TaskCompletionSource done;
+        lock (_durableLock)
+        {
+            if (sequence <= _durable) return ValueTask.CompletedTask;
+            done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _durableWaiters.Add((sequence, done));
+            _durableWaits++;
+        }
+        return new ValueTask(done.Task.WaitAsync(ct));
     }
 
     public bool IsFull => _full;
@@ -123,6 +205,12 @@ internal sealed class TestFrameLog : IFrameLog
     public Task WaitForRoomAsync(CancellationToken ct) => _full ? _room.Task.WaitAsync(ct) : Task.CompletedTask;
 
     public JournalStats Stats => new(true, _full ? 100 : 10, 100, 1, _frames.Count, 0, _frames.Count, _full);
+
+    /// <summary>What an earlier run left in the journal, as <see cref="RecoveredDeliveries"/> reports it.</summary>
+    public List<LoggedFrame> Recovered { get; } = [];
+
+    public IReadOnlyList<LoggedFrame> RecoveredDeliveries(string source, int max) =>
+        Recovered.Where(f => f.Frame.Source == source && f.Frame.DeliveryId != 0).TakeLast(max).ToArray();
 
     public ValueTask<LoggedFrame?> ReadAsync(CancellationToken ct) => throw new NotSupportedException();
     public void Commit(long sequence) { }

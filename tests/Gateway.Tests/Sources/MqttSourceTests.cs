@@ -21,8 +21,8 @@ public sealed class MqttSourceTests
 
     private sealed class Rig : IAsyncDisposable
     {
-        public FakeMqttConnection Client { get; } = new();
-        public TestFrameLog Log { get; } = new();
+        public FakeMqttConnection Client { get; }
+        public TestFrameLog Log { get; }
         public ManualTimeProvider Time { get; } = new();
         public BrokerState Broker { get; } = new();
         public HealthView Health { get; }
@@ -30,8 +30,19 @@ public sealed class MqttSourceTests
         public MqttSource Source { get; }
         public ListLogger<MqttSource> Logger { get; } = new();
 
-        public Rig(MqttConnectionOptions? options = null, params TopicRoute[] routes)
+        public Rig(MqttConnectionOptions? options = null, params TopicRoute[] routes) : this(new FakeMqttConnection(), options, routes)
         {
+        }
+
+        public Rig(TestFrameLog log) : this(new FakeMqttConnection(), null, [], log)
+        {
+        }
+
+        public Rig(FakeMqttConnection client, MqttConnectionOptions? options = null, TopicRoute[]? routes = null, TestFrameLog? log = null)
+        {
+            Client = client;
+            Log = log ?? new TestFrameLog();
+            routes ??= [];
             options ??= new MqttConnectionOptions();
             options.ReconnectMinSeconds = 1;
             options.ReconnectMaxSeconds = 8;
@@ -184,28 +195,50 @@ public sealed class MqttSourceTests
         await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 1, () => rig.Health.BrokerDetail);
         rig.Client.Deliver("city/json/env-0001", Payload);
 
+        // At the bound a QoS 1 message is not appended and not acknowledged: the broker keeps it.
         rig.Log.Fill();
         rig.Client.Deliver("city/json/env-0002", Payload, packetId: 2);
         await rig.UntilAsync(() => rig.Health.BrokerDetail.StartsWith("paused"), () => rig.Health.BrokerDetail);
         Assert.Equal("paused: the journal is at its size bound (100 of 100 bytes)", rig.Health.BrokerDetail);
         Assert.False(rig.Health.BrokerConnected);
         Assert.Equal(1, rig.Client.Disconnects);
-        // A message libmosquitto had already read still goes in, and is acknowledged.
+        // One already on its way when the bound was hit is held the same way.
         rig.Client.Deliver("city/json/env-0003", Payload, packetId: 3);
         Assert.Single(rig.Client.Connects);
+        Assert.Equal(["city/json/env-0001"], rig.Log.Frames.Select(f => f.Topic));
+        Assert.Equal([1], rig.Client.Acks);
 
         rig.Log.MakeRoom();
         await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 2, () => rig.Health.BrokerDetail);
         Assert.Equal(2, rig.Client.Connects.Length);
         Assert.Empty(rig.Time.Requested); // resuming is not a failure: no backoff
+        Assert.Contains(rig.Logger.Entries, e => e.EventId == 1012 && e.Message.Contains("2 messages that arrived at the bound"));
+        // The broker delivers the two again (DUP set): now they go in, and are acknowledged.
+        rig.Client.Deliver("city/json/env-0002", Payload, packetId: 2, duplicate: true);
+        rig.Client.Deliver("city/json/env-0003", Payload, packetId: 3, duplicate: true);
         Assert.Equal(["city/json/env-0001", "city/json/env-0002", "city/json/env-0003"], rig.Log.Frames.Select(f => f.Topic));
-        Assert.Equal(3, rig.Client.Acknowledged);
+        await rig.UntilAsync(() => rig.Client.Acks.Length == 3, () => $"acknowledged {string.Join(",", rig.Client.Acks)}");
+        Assert.Equal([1, 2, 3], rig.Client.Acks);
         Assert.Equal(3, rig.Metrics.Received);
 
-        // And it pauses again at the next crossing.
+        // And it pauses again at the next crossing, also when the journal filled from another source.
         rig.Log.Fill();
         rig.Client.Deliver("city/json/env-0004", Payload, packetId: 4);
         await rig.UntilAsync(() => rig.Client.Disconnects == 2 && rig.Health.BrokerDetail.StartsWith("paused"), () => rig.Health.BrokerDetail);
+        Assert.Equal(3, rig.Log.Frames.Length);
+    }
+
+    [Fact]
+    public async Task With_a_clean_session_a_message_at_the_bound_still_goes_in_since_the_broker_would_not_keep_it()
+    {
+        await using var rig = new Rig(new MqttConnectionOptions { CleanSession = true });
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        rig.Log.Fill();
+        rig.Client.Deliver("city/json/env-0001", Payload, packetId: 1);
+        await rig.UntilAsync(() => rig.Health.BrokerDetail.StartsWith("paused"), () => rig.Health.BrokerDetail);
+        Assert.Single(rig.Log.Frames);
+        Assert.Equal([1], rig.Client.Acks);
     }
 
     [Fact]
@@ -217,8 +250,8 @@ public sealed class MqttSourceTests
         var big = new byte[300 * 1024];
         rig.Client.Deliver("city/json/env-0001", big);
         var frame = Assert.Single(rig.Log.Frames);
-        Assert.Equal((4096, big.Length, "mqtt", 1), (frame.Payload.Length, frame.OriginalLength, frame.Source, frame.Qos));
-        Assert.Equal(1, rig.Client.Acknowledged);
+        Assert.Equal((4096, big.Length, "mqtt", 1, 1), (frame.Payload.Length, frame.OriginalLength, frame.Source, frame.Qos, frame.DeliveryId));
+        await rig.UntilAsync(() => rig.Client.Acks.Length == 1, () => "not acknowledged");
     }
 
     [Fact]
@@ -286,5 +319,137 @@ public sealed class MqttSourceTests
         rig.Client.Lose(BrokerGone);
         await rig.UntilAsync(() => rig.Logger.Entries.Count(e => e.EventId == 1023) == 2, () => "second fault report missing");
         Assert.Contains("caught 1 exceptions in its callbacks (3 since start)", rig.Logger.Entries.Last(e => e.EventId == 1023).Message);
+    }
+
+    [Fact]
+    public async Task Nothing_is_acknowledged_before_the_journal_has_synced_it_then_each_once_in_order()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        rig.Log.HoldDurability();
+        var expected = new List<int>();
+        for (int id = 1; id <= 300; id++)
+        {
+            // Every tenth message is QoS 0: stored, never acknowledged, never waited for.
+            int qos = id % 10 == 0 ? 0 : 1;
+            rig.Client.Deliver($"city/json/env-{id:D4}", Payload, qos, packetId: qos == 0 ? 0 : id);
+            if (qos == 1) expected.Add(id);
+        }
+        Assert.Equal(300, rig.Log.Frames.Length);
+        // The loop is waiting for the sync of what it holds, and has acknowledged nothing.
+        await rig.UntilAsync(() => rig.Log.DurableWaits >= 1 && rig.Source.PendingAcknowledgements == expected.Count,
+            () => $"durable waits {rig.Log.DurableWaits}, pending {rig.Source.PendingAcknowledgements}");
+        Assert.Empty(rig.Client.Acks);
+
+        rig.Log.ReleaseDurability();
+        await rig.UntilAsync(() => rig.Client.Acks.Length >= expected.Count, () => $"{rig.Client.Acks.Length} acknowledged");
+        Assert.Equal(expected, rig.Client.Acks);
+
+        // Durable at once from now on: acknowledged as they come, still in order and once.
+        for (int id = 301; id <= 350; id++)
+        {
+            rig.Client.Deliver($"city/json/env-{id:D4}", Payload, packetId: id);
+            expected.Add(id);
+        }
+        await rig.UntilAsync(() => rig.Client.Acks.Length >= expected.Count, () => $"{rig.Client.Acks.Length} acknowledged");
+        await rig.UntilAsync(() => rig.Source.PendingAcknowledgements == 0, () => $"pending {rig.Source.PendingAcknowledgements}");
+        Assert.Equal(expected, rig.Client.Acks);
+    }
+
+    [Fact]
+    public async Task Pausing_at_the_journal_bound_acknowledges_what_is_stored_before_disconnecting()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 1, () => rig.Health.BrokerDetail);
+        rig.Log.HoldDurability();
+        rig.Client.Deliver("city/json/env-0001", Payload, packetId: 1);
+        rig.Client.Deliver("city/json/env-0002", Payload, packetId: 2);
+        rig.Log.Fill();
+        rig.Client.Deliver("city/json/env-0003", Payload, packetId: 3);
+        await rig.UntilAsync(() => rig.Log.DurableWaits >= 1, () => "the drain is not waiting for the sync");
+        Assert.Empty(rig.Client.Acks);
+        rig.Log.ReleaseDurability();
+        await rig.UntilAsync(() => rig.Health.BrokerDetail.StartsWith("paused"), () => rig.Health.BrokerDetail);
+        Assert.Equal([1, 2], rig.Client.Acks);
+        Assert.Equal([2], rig.Client.AcksAtDisconnect);
+
+        rig.Log.MakeRoom();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 2, () => rig.Health.BrokerDetail);
+        rig.Client.Deliver("city/json/env-0003", Payload, packetId: 3, duplicate: true);
+        await rig.UntilAsync(() => rig.Client.Acks.Length == 3, () => $"{rig.Client.Acks.Length} acknowledged");
+        Assert.Equal([1, 2, 3], rig.Client.Acks);
+        Assert.Equal(3, rig.Log.Frames.Length);
+    }
+
+    [Fact]
+    public async Task What_the_broker_delivers_again_after_a_lost_connection_is_acknowledged_and_not_stored_twice()
+    {
+        await using var rig = new Rig();
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 1, () => rig.Health.BrokerDetail);
+        rig.Log.HoldDurability();
+        for (int id = 1; id <= 5; id++) rig.Client.Deliver($"city/json/env-{id:D4}", Payload, packetId: id);
+        // The connection ends before the sync returns: nothing was acknowledged on it.
+        rig.Client.Lose(BrokerGone);
+        rig.Log.ReleaseDurability();
+        await rig.UntilAsync(() => rig.Client.StaleAcks == 5, () => $"stale acknowledgements {rig.Client.StaleAcks}");
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 2, () => rig.Health.BrokerDetail);
+
+        // The session's unacknowledged messages come again with DUP set; one new message reuses no id.
+        for (int id = 1; id <= 5; id++) rig.Client.Deliver($"city/json/env-{id:D4}", Payload, packetId: id, duplicate: true);
+        // DUP with an id the journal has, but another payload, is another message: stored.
+        rig.Client.Deliver("city/json/env-0001", Encoding.UTF8.GetBytes("""{"device":"env-0001","pm25":9.9}"""), packetId: 6, duplicate: true);
+        rig.Client.Deliver("city/json/env-0002", Encoding.UTF8.GetBytes("""{"device":"env-0002","pm25":9.9}"""), packetId: 2, duplicate: true);
+        await rig.UntilAsync(() => rig.Client.Acks.Length == 7, () => $"acknowledged {string.Join(",", rig.Client.Acks)}");
+        Assert.Equal([1, 2, 3, 4, 5, 6, 2], rig.Client.Acks);
+        Assert.Equal(7, rig.Log.Frames.Length);
+        Assert.Equal(5, rig.Source.Redelivered);
+        Assert.Equal(7, rig.Metrics.Received);
+
+        // A broker that kept no session sends nothing again: a DUP message is then a message of its own.
+        rig.Client.SessionPresent = false;
+        rig.Client.Lose(BrokerGone);
+        await rig.ElapseBackoffAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected && rig.Client.Subscribes.Length == 3, () => rig.Health.BrokerDetail);
+        rig.Client.Deliver("city/json/env-0003", Payload, packetId: 3, duplicate: true);
+        Assert.Equal(8, rig.Log.Frames.Length);
+    }
+
+    [Fact]
+    public async Task After_a_restart_a_message_the_previous_run_journaled_is_recognised_when_the_broker_delivers_it_again()
+    {
+        var log = new TestFrameLog(firstSequence: 43);
+        // The previous run journaled packets 7 and 8 (and a QoS 0 message), and was killed before it acknowledged them.
+        log.Recovered.Add(new(41, new RawFrame("mqtt", "city/json/env-0007", Payload, 1, 1, Payload.Length) { DeliveryId = 7 }));
+        log.Recovered.Add(new(42, new RawFrame("mqtt", "city/json/env-0008", Payload, 2, 1, Payload.Length) { DeliveryId = 8 }));
+        await using var rig = new Rig(log);
+        await rig.StartAsync();
+        await rig.UntilAsync(() => rig.Health.BrokerConnected, () => rig.Health.BrokerDetail);
+        Assert.Contains(rig.Logger.Entries, e => e.EventId == 1044 && e.Message.Contains("2 QoS 1/2 messages"));
+        rig.Client.Deliver("city/json/env-0007", Payload, packetId: 7, duplicate: true);
+        rig.Client.Deliver("city/json/env-0008", Payload, packetId: 8, duplicate: true);
+        rig.Client.Deliver("city/json/env-0009", Payload, packetId: 9);
+        await rig.UntilAsync(() => rig.Client.Acks.Length == 3, () => $"acknowledged {string.Join(",", rig.Client.Acks)}");
+        Assert.Equal([7, 8, 9], rig.Client.Acks);
+        Assert.Equal(["city/json/env-0009"], rig.Log.Frames.Select(f => f.Topic));
+    }
+
+    [Fact]
+    public void The_pending_acknowledgements_are_bounded_and_a_full_structure_holds_the_caller()
+    {
+        var pending = new PendingAcks(2);
+        Assert.True(pending.Add(10, new MqttAck(new object(), 1), CancellationToken.None));
+        Assert.True(pending.Add(11, new MqttAck(new object(), 2), CancellationToken.None));
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+            Assert.False(pending.Add(12, new MqttAck(new object(), 3), giveUp.Token));
+        Assert.False(pending.TryTake(9, out _, out _));
+        Assert.True(pending.TryTake(10, out long sequence, out var ack));
+        Assert.Equal((10, 1), (sequence, ack.PacketId));
+        Assert.True(pending.Add(12, new MqttAck(new object(), 3), CancellationToken.None));
+        Assert.Equal(12, pending.Newest);
+        Assert.Equal(2, pending.Count);
     }
 }
