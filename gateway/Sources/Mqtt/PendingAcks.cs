@@ -67,14 +67,27 @@ internal sealed class PendingAcks
     {
         while (true)
         {
-            Task wait;
+            TaskCompletionSource wait;
             lock (_lock)
             {
                 if (_count > 0) return _ring[(_head + _count - 1) % _ring.Length].Sequence;
-                wait = (_added ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                // One left cancelled by an earlier wait is replaced (a set one was already taken out).
+                if (_added is null || _added.Task.IsCompleted) _added = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _added;
             }
-            await wait.WaitAsync(ct).ConfigureAwait(false);
+            await WhenSetAsync(wait, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Awaits the signal itself, with the cancellation completing it, rather than <c>WaitAsync(ct)</c>:
+    /// the client's thread, which sets the signal for every message that finds the loop idle, then only
+    /// queues this continuation, where a WaitAsync promise would have it allocate a work item each time.
+    /// </summary>
+    private static async Task WhenSetAsync(TaskCompletionSource signal, CancellationToken ct)
+    {
+        using (ct.UnsafeRegister(static s => ((TaskCompletionSource)s!).TrySetCanceled(), signal))
+            await signal.Task.ConfigureAwait(false);
     }
 
     /// <summary>Takes the oldest pair when its sequence is at most <paramref name="durable"/>.</summary>
@@ -105,13 +118,14 @@ internal sealed class PendingAcks
     {
         while (true)
         {
-            Task wait;
+            TaskCompletionSource wait;
             lock (_lock)
             {
                 if (_count == 0 || _ring[_head].Sequence > sequence) return;
-                wait = (_taken ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                if (_taken is null || _taken.Task.IsCompleted) _taken = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = _taken;
             }
-            await wait.WaitAsync(ct).ConfigureAwait(false);
+            await WhenSetAsync(wait, ct).ConfigureAwait(false);
         }
     }
 }

@@ -54,7 +54,8 @@ public sealed class SerialFaultTests(ServicesFixture services, ITestOutputHelper
             var folder = Path.GetDirectoryName(pty.DeviceEnd)!;
             File.SetUnixFileMode(folder, File.GetUnixFileMode(folder) | UnixFileMode.OtherExecute | UnixFileMode.GroupExecute);
             Assert.NotNull(ServiceProcess.Which("setpriv"));
-            var dll = Path.Combine(AppContext.BaseDirectory, "Simulators.dll");
+            using var copy = new TempDir("serial-nobody");
+            var dll = RunnableByAnyone(copy);
             using var run = ServiceProcess.Start("setpriv",
                 $"--reuid=nobody --regid=nogroup --clear-groups dotnet {dll} serial --port {pty.DeviceEnd} --open-timeout 0 --no-progress",
                 Path.GetTempPath(), new Dictionary<string, string?> { ["HOME"] = Path.GetTempPath(), ["DOTNET_CLI_HOME"] = Path.GetTempPath() });
@@ -70,6 +71,21 @@ public sealed class SerialFaultTests(ServicesFixture services, ITestOutputHelper
         Assert.Contains($"cannot open {pty.DeviceEnd}: {SerialFaults.PermissionDenied}", message);
         Assert.All(LibraryWording, w => Assert.DoesNotContain(w, message));
         Assert.DoesNotContain(SerialFaults.DeviceGone, message);
+    }
+
+    /// <summary>The simulator where the unprivileged user can run it: the build output may sit in a folder
+    /// only its owner can enter (a clone made in a <c>mktemp -d</c> folder), so a copy of it goes into a
+    /// folder anyone may enter.</summary>
+    private static string RunnableByAnyone(TempDir copy)
+    {
+        var from = AppContext.BaseDirectory;
+        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(copy.Path, Path.GetRelativePath(from, dir)));
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(copy.Path, Path.GetRelativePath(from, file)));
+        File.SetUnixFileMode(copy.Path, File.GetUnixFileMode(copy.Path) | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        return Path.Combine(copy.Path, "Simulators.dll");
     }
 
     [Fact]
