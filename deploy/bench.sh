@@ -13,6 +13,8 @@
 #   deploy/bench.sh memory  [--runs N] [--seconds S] [--devices N] [--active N] [--rate MSG_PER_S] [--trace] [--baseline COMMIT]
 #   deploy/bench.sh journal [--runs N] [--seconds S] [--rate FRAMES_PER_S] [--payload BYTES]
 #     journal needs no services: it measures the Fsync policies on the disk under a temporary folder.
+#   deploy/bench.sh encode  [--runs N] [--ms N]
+#     encode compares line-protocol encoding with the InfluxDB client libraries, then writes with each to influxd 1.6.
 # The service benchmarks start their own mosquitto and influxd on free loopback ports with data in
 # temporary folders, and the gateway as its own process with its default settings. Needs what
 # deploy/test.sh installs. Not part of CI. README.md, "Benchmarks", says what each measures and what it found.
@@ -25,6 +27,6 @@ source deploy/lib/common.sh
 if [ "${1:-}" = e2e ]; then ensure_packages mosquitto-clients; fi
 # A baseline from before the gateway moved to MQTTnet binds libmosquitto.
 if [[ " $* " == *" --baseline "* ]]; then ensure_packages libmosquitto1; fi
-[ $# -ge 1 ] || { echo "usage: $0 pipeline|serial|e2e|latency|memory|journal [options]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 pipeline|serial|e2e|latency|memory|journal|encode [options]" >&2; exit 2; }
 dotnet build tests/Gateway.Benchmarks -c Release --nologo -v quiet >/dev/null
 exec dotnet tests/Gateway.Benchmarks/bin/Release/net10.0/Gateway.Benchmarks.dll "$@"

@@ -249,7 +249,7 @@ internal static class PipelineBenchmark
 
     private const int ClockThreadCpuTime = 3;
 
-    private static long ThreadCpuNs()
+    internal static long ThreadCpuNs()
     {
         if (ClockGetTime(ClockThreadCpuTime, out var ts) != 0) throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
         return ts.Seconds * 1_000_000_000 + ts.Nanoseconds;

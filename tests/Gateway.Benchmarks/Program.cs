@@ -96,7 +96,14 @@ var journal = new Command("journal", "the journal's Fsync policies on this disk:
 };
 journal.SetAction(JournalBenchmark.Run);
 
-foreach (var command in new[] { pipeline, serial, e2e, publish, latency, memory, journal }) root.Subcommands.Add(command);
+var encode = new Command("encode", "line protocol: the gateway's encoder against InfluxDB.Client and InfluxDB3.Client, and which of them writes to InfluxDB 1.6")
+{
+    Int("--runs", 7, "runs", min: 1),
+    Int("--ms", 1_000, "milliseconds per case and run", min: 1),
+};
+encode.SetAction((r, _) => EncodeBenchmark.RunAsync(r));
+
+foreach (var command in new[] { pipeline, serial, e2e, publish, latency, memory, journal, encode }) root.Subcommands.Add(command);
 return await CommandLineRunner.RunAsync(root, args, Console.Out, Console.Error);
 
 static Option<int> Int(string name, int fallback, string description, int min, int max = int.MaxValue) =>
