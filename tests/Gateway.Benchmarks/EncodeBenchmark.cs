@@ -31,7 +31,15 @@ internal static class EncodeBenchmark
         int ms = args.GetValue<int>("--ms");
         Console.WriteLine($"encode benchmark: one 3-tag, 5-field point, {ms} ms per case, {runs} runs; {Machine.Load()}");
 
-        var cases = new Case[] { new GatewayEncode(), new GatewayBuild(), new V2Encode(), new V2Build(), new V3Encode(), new V3Build() };
+        var gateway = new GatewayPath();
+        var v2 = V2Point();
+        var v3 = V3Point();
+        Case[] cases =
+        [
+            .. gateway.Cases(),
+            .. ClientCases("InfluxDB.Client 5.1.0 (`PointData`)", "InfluxDB.Client", () => v2.ToLineProtocol(), () => V2Point().ToLineProtocol()),
+            .. ClientCases("InfluxDB3.Client 1.10.0 (`PointData`)", "InfluxDB3.Client", () => v3.ToLineProtocol()!, () => V3Point().ToLineProtocol()!),
+        ];
         Console.WriteLine();
         foreach (var c in cases) Console.WriteLine($"{c.Name,-30} {c.Line().TrimEnd('\n')}");
         Console.WriteLine();
@@ -75,16 +83,16 @@ internal static class EncodeBenchmark
         Console.WriteLine($"writes to InfluxDB 1.6 at {influx.Url}:");
 
         var buffer = new ArrayBufferWriter<byte>();
-        LineProtocol.Write(buffer, GatewayEncode.Make());
+        LineProtocol.Write(buffer, GatewayPath.NewPoint());
         var result = await gateway.WriteAsync(buffer.WrittenMemory, CancellationToken.None);
         Console.WriteLine($"  gateway ({gateway.WriteEndpoint}): {result.StatusCode} {result.Outcome}");
 
         // The v2 client's 1.8 compatibility form: user:password as the token, database/retention as the bucket.
         using (var v2 = new V2.InfluxDBClient(influx.Url, "", "", database, "autogen"))
-            Console.WriteLine($"  InfluxDB.Client 5.1.0 (/api/v2/write): {await Outcome(() => v2.GetWriteApiAsync().WritePointAsync(V2Encode.Make(), $"{database}/autogen", "-"))}");
+            Console.WriteLine($"  InfluxDB.Client 5.1.0 (/api/v2/write): {await Outcome(() => v2.GetWriteApiAsync().WritePointAsync(V2Point(), $"{database}/autogen", "-"))}");
 
         using (var v3 = new V3.InfluxDBClient(influx.Url, token: "", database: database))
-            Console.WriteLine($"  InfluxDB3.Client 1.10.0 (/api/v3/write_lp): {await Outcome(() => v3.WritePointAsync(V3Encode.Make()))}");
+            Console.WriteLine($"  InfluxDB3.Client 1.10.0 (/api/v3/write_lp): {await Outcome(() => v3.WritePointAsync(V3Point()))}");
 
         long stored = await influx.CountAsync(database, "traffic", "speed_kmh");
         Console.WriteLine($"  points stored: {stored}");
@@ -104,17 +112,10 @@ internal static class EncodeBenchmark
         }
     }
 
-    private abstract class Case
+    /// <summary>One measured case: <see cref="Step"/> encodes (or builds and encodes) one point and returns the
+    /// length of its line; <see cref="Line"/> shows that line.</summary>
+    private sealed record Case(string Encoder, string Name, Func<string> Line, Func<int> Step)
     {
-        public abstract string Encoder { get; }
-        public abstract string Name { get; }
-
-        /// <summary>One point's line; the measured loop does exactly this.</summary>
-        public abstract string Line();
-
-        /// <summary>Encodes (or builds and encodes) <paramref name="count"/> points; returns bytes of line protocol made.</summary>
-        protected abstract long Loop(int count);
-
         public (double Ns, double Bytes) Measure(int millis)
         {
             long points = 0, made = 0;
@@ -123,7 +124,7 @@ internal static class EncodeBenchmark
             long end = Environment.TickCount64 + millis;
             while (Environment.TickCount64 < end)
             {
-                made += Loop(1024);
+                for (int i = 0; i < 1024; i++) made += Step();
                 points += 1024;
             }
             long cpuNs = PipelineBenchmark.ThreadCpuNs() - cpu;
@@ -133,24 +134,38 @@ internal static class EncodeBenchmark
         }
     }
 
+    /// <summary>A client's two cases: its line is a string made per point.</summary>
+    private static Case[] ClientCases(string encoder, string name, Func<string> encode, Func<string> buildAndEncode) =>
+    [
+        new(encoder, name + " encode", encode, () => encode().Length),
+        new(encoder, name + " build + encode", buildAndEncode, () => buildAndEncode().Length),
+    ];
+
+    private static V2.Writes.PointData V2Point() => V2.Writes.PointData.Measurement("traffic")
+        .Tag("city", "lumen").Tag("device", "tc-0042").Tag("lane", "2")
+        .Field("speed_kmh", 42.5).Field("vehicle_count", 17L).Field("occupancy_pct", 63.25).Field("congested", false).Field("headway_s", 3.8)
+        .Timestamp(Timestamp, V2.Api.Domain.WritePrecision.Ns);
+
+    private static V3.Write.PointData V3Point() => V3.Write.PointData.Measurement("traffic")
+        .SetTag("city", "lumen").SetTag("device", "tc-0042").SetTag("lane", "2")
+        .SetField("speed_kmh", 42.5).SetField("vehicle_count", 17L).SetField("occupancy_pct", 63.25).SetField("congested", false).SetField("headway_s", 3.8)
+        .SetTimestamp(Timestamp, V3.Write.WritePrecision.Ns);
+
     /// <summary>The gateway's path: the normaliser's point of a known series into the writer's reused buffer.</summary>
-    private class GatewayEncode : Case
+    private sealed class GatewayPath
     {
         private static readonly Series Series = new("traffic", [new("city", "lumen"), new("device", "tc-0042"), new("lane", "2")]);
-        protected readonly Point Point = Make();
-        protected readonly ArrayBufferWriter<byte> Buffer = new(64 * 1024);
+        private readonly Point _point = NewPoint();
+        private readonly ArrayBufferWriter<byte> _buffer = new(64 * 1024);
 
-        public override string Encoder => "gateway (`LineProtocol`)";
-        public override string Name => "gateway encode";
-
-        public static Point Make()
+        public static Point NewPoint()
         {
             var p = new Point(Series, Timestamp);
             Fill(p);
             return p;
         }
 
-        protected static void Fill(Point p)
+        private static void Fill(Point p)
         {
             p.Fields.Add(PointField.Of("speed_kmh", 42.5));
             p.Fields.Add(PointField.Of("vehicle_count", 17L));
@@ -159,93 +174,33 @@ internal static class EncodeBenchmark
             p.Fields.Add(PointField.Of("headway_s", 3.8));
         }
 
-        public override string Line()
+        public Case[] Cases() =>
+        [
+            new("gateway (`LineProtocol`)", "gateway encode", () => Line(Encode), Encode),
+            new("gateway (`LineProtocol`)", "gateway build + encode", () => Line(BuildAndEncode), BuildAndEncode),
+        ];
+
+        private int Encode()
         {
-            Buffer.ResetWrittenCount();
-            Loop(1);
-            return Encoding.UTF8.GetString(Buffer.WrittenSpan);
+            if (_buffer.FreeCapacity < 1024) _buffer.ResetWrittenCount();
+            int before = _buffer.WrittenCount;
+            LineProtocol.Write(_buffer, _point);
+            return _buffer.WrittenCount - before;
         }
 
-        protected override long Loop(int count)
+        /// <summary>A recycled point reset to its series and filled, as the normaliser does, then encoded.</summary>
+        private int BuildAndEncode()
         {
-            long made = 0;
-            for (int i = 0; i < count; i++)
-            {
-                if (Buffer.FreeCapacity < 1024) { made += Buffer.WrittenCount; Buffer.ResetWrittenCount(); }
-                Step();
-            }
-            return made + Buffer.WrittenCount;
+            _point.Reset(Series, Timestamp, "city/json/traffic/tc-0042");
+            Fill(_point);
+            return Encode();
         }
 
-        protected virtual void Step() => LineProtocol.Write(Buffer, Point);
-    }
-
-    private sealed class GatewayBuild : GatewayEncode
-    {
-        public override string Name => "gateway build + encode";
-
-        protected override void Step()
+        private string Line(Func<int> step)
         {
-            Point.Reset(Point.Series!, Timestamp, "city/json/traffic/tc-0042");
-            Fill(Point);
-            LineProtocol.Write(Buffer, Point);
+            _buffer.ResetWrittenCount();
+            step();
+            return Encoding.UTF8.GetString(_buffer.WrittenSpan);
         }
-    }
-
-    /// <summary>A client's case: its line is a string made per point.</summary>
-    private abstract class ClientCase : Case
-    {
-        protected abstract string Encode();
-
-        public override string Line() => Encode();
-
-        protected override long Loop(int count)
-        {
-            long made = 0;
-            for (int i = 0; i < count; i++) made += Encode().Length;
-            return made;
-        }
-    }
-
-    private class V2Encode : ClientCase
-    {
-        private readonly V2.Writes.PointData _point = Make();
-
-        public override string Encoder => "InfluxDB.Client 5.1.0 (`PointData`)";
-        public override string Name => "InfluxDB.Client encode";
-
-        public static V2.Writes.PointData Make() => V2.Writes.PointData.Measurement("traffic")
-            .Tag("city", "lumen").Tag("device", "tc-0042").Tag("lane", "2")
-            .Field("speed_kmh", 42.5).Field("vehicle_count", 17L).Field("occupancy_pct", 63.25).Field("congested", false).Field("headway_s", 3.8)
-            .Timestamp(Timestamp, V2.Api.Domain.WritePrecision.Ns);
-
-        protected override string Encode() => _point.ToLineProtocol();
-    }
-
-    private sealed class V2Build : V2Encode
-    {
-        public override string Name => "InfluxDB.Client build + encode";
-        protected override string Encode() => Make().ToLineProtocol();
-    }
-
-    private class V3Encode : ClientCase
-    {
-        private readonly V3.Write.PointData _point = Make();
-
-        public override string Encoder => "InfluxDB3.Client 1.10.0 (`PointData`)";
-        public override string Name => "InfluxDB3.Client encode";
-
-        public static V3.Write.PointData Make() => V3.Write.PointData.Measurement("traffic")
-            .SetTag("city", "lumen").SetTag("device", "tc-0042").SetTag("lane", "2")
-            .SetField("speed_kmh", 42.5).SetField("vehicle_count", 17L).SetField("occupancy_pct", 63.25).SetField("congested", false).SetField("headway_s", 3.8)
-            .SetTimestamp(Timestamp, V3.Write.WritePrecision.Ns);
-
-        protected override string Encode() => _point.ToLineProtocol()!;
-    }
-
-    private sealed class V3Build : V3Encode
-    {
-        public override string Name => "InfluxDB3.Client build + encode";
-        protected override string Encode() => Make().ToLineProtocol()!;
     }
 }
